@@ -1,0 +1,191 @@
+"""Boxes and frames: one convention inside the package, batched crops.
+
+Convention: boxes are ``x, y, w, h`` in pixels with ``x, y`` the top-left corner, 0-based, covering
+the continuous range ``[x, x + w) x [y, y + h)``. Frames are RGB. Every public entry point converts
+what the user gives into that convention here, so the rest of the code never has to guess.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+__all__ = [
+    "as_boxes",
+    "check_boxes",
+    "xywh_to_xyxy",
+    "xyxy_to_xywh",
+    "xywh_to_cxcywh",
+    "cxcywh_to_xywh",
+    "box_iou",
+    "to_frame_tensor",
+    "crop_windows",
+    "clip_boxes",
+]
+
+
+# --------------------------------------------------------------------------------------------- boxes
+def as_boxes(boxes, dtype=torch.float32) -> torch.Tensor:
+    """Any box-like input (list, numpy, tensor; one box or many) as an (N, 4) float tensor."""
+    t = torch.as_tensor(np.asarray(boxes, dtype=np.float64) if not torch.is_tensor(boxes) else boxes)
+    t = t.to(dtype)
+    if t.ndim == 1:
+        t = t.unsqueeze(0)
+    if t.ndim != 2 or t.shape[-1] != 4:
+        raise ValueError(f"boxes must have shape (4,) or (N, 4) in x,y,w,h; got {tuple(t.shape)}")
+    return t
+
+
+def check_boxes(boxes: torch.Tensor, frame_hw: tuple[int, int] | None = None, what: str = "box") -> None:
+    """Raise a clear ValueError for boxes that cannot define a template.
+
+    Rejected: NaN/inf values, zero or negative width/height, and (when the frame size is given)
+    boxes that lie wholly outside the frame. Boxes partly outside the frame are fine: the part
+    outside is filled with the mean colour when cropping.
+    """
+    if boxes.numel() == 0:
+        return
+    if not torch.isfinite(boxes).all():
+        bad = (~torch.isfinite(boxes)).any(1).nonzero().flatten().tolist()
+        raise ValueError(f"{what} contains NaN or infinite values at rows {bad}: {boxes[bad].tolist()}")
+    if (boxes[:, 2:] <= 0).any():
+        bad = (boxes[:, 2:] <= 0).any(1).nonzero().flatten().tolist()
+        raise ValueError(
+            f"{what} must have positive width and height (x,y,w,h); rows {bad} are {boxes[bad].tolist()}"
+        )
+    if frame_hw is not None:
+        h, w = frame_hw
+        x0, y0 = boxes[:, 0], boxes[:, 1]
+        x1, y1 = x0 + boxes[:, 2], y0 + boxes[:, 3]
+        outside = (x1 <= 0) | (y1 <= 0) | (x0 >= w) | (y0 >= h)
+        if outside.any():
+            bad = outside.nonzero().flatten().tolist()
+            raise ValueError(
+                f"{what} rows {bad} lie wholly outside the {w}x{h} frame: {boxes[bad].tolist()}"
+            )
+
+
+def xywh_to_xyxy(b: torch.Tensor) -> torch.Tensor:
+    return torch.cat([b[..., :2], b[..., :2] + b[..., 2:]], -1)
+
+
+def xyxy_to_xywh(b: torch.Tensor) -> torch.Tensor:
+    return torch.cat([b[..., :2], b[..., 2:] - b[..., :2]], -1)
+
+
+def xywh_to_cxcywh(b: torch.Tensor) -> torch.Tensor:
+    return torch.cat([b[..., :2] + b[..., 2:] / 2, b[..., 2:]], -1)
+
+
+def cxcywh_to_xywh(b: torch.Tensor) -> torch.Tensor:
+    return torch.cat([b[..., :2] - b[..., 2:] / 2, b[..., 2:]], -1)
+
+
+def box_iou(a, b) -> torch.Tensor:
+    """Element-wise IoU of two (N, 4) x,y,w,h sets (no +1 on widths, as in the got10k toolkit)."""
+    a, b = as_boxes(a, torch.float64), as_boxes(b, torch.float64)
+    ax1, ay1 = a[:, 0] + a[:, 2], a[:, 1] + a[:, 3]
+    bx1, by1 = b[:, 0] + b[:, 2], b[:, 1] + b[:, 3]
+    iw = (torch.minimum(ax1, bx1) - torch.maximum(a[:, 0], b[:, 0])).clamp(min=0)
+    ih = (torch.minimum(ay1, by1) - torch.maximum(a[:, 1], b[:, 1])).clamp(min=0)
+    inter = iw * ih
+    union = a[:, 2] * a[:, 3] + b[:, 2] * b[:, 3] - inter
+    return torch.where(union > 0, inter / union.clamp(min=1e-12), torch.zeros_like(inter))
+
+
+def clip_boxes(boxes: torch.Tensor, frame_hw: tuple[int, int]) -> torch.Tensor:
+    """Clip x,y,w,h boxes to the frame; boxes wholly outside come back with zero width or height."""
+    h, w = frame_hw
+    xyxy = xywh_to_xyxy(boxes)
+    xyxy[:, 0::2] = xyxy[:, 0::2].clamp(0, w)
+    xyxy[:, 1::2] = xyxy[:, 1::2].clamp(0, h)
+    return xyxy_to_xywh(xyxy)
+
+
+# -------------------------------------------------------------------------------------------- frames
+def to_frame_tensor(image) -> torch.Tensor:
+    """A frame as a (3, H, W) tensor with values on the 0-255 scale (uint8 or float32).
+
+    Accepted: numpy or torch; HxW (grayscale), HxWx1, HxWx3 (RGB), HxWx4 (RGBA, alpha dropped), or a
+    3xHxW / 1xHxW / 4xHxW tensor; any strides. uint8 is used as is. Floating-point frames are read as
+    0-1 when their maximum is at most 1 (the torchvision convention) and as 0-255 otherwise.
+    Colour order is RGB: convert OpenCV's BGR frames before passing them in.
+    """
+    if isinstance(image, (str, bytes)) or image is None:
+        raise TypeError(f"expected an image array, got {type(image).__name__}")
+    is_tensor = torch.is_tensor(image)
+    t = image if is_tensor else torch.from_numpy(np.ascontiguousarray(image))
+    if t.dtype == torch.bool or t.is_complex():
+        raise TypeError(f"unsupported frame dtype {t.dtype}")
+    if t.ndim == 2:
+        t = t.unsqueeze(0)
+    elif t.ndim == 3:
+        channels_first = is_tensor and t.shape[0] in (1, 3, 4) and t.shape[-1] not in (1, 3, 4)
+        if not channels_first:
+            if t.shape[-1] not in (1, 3, 4):
+                raise ValueError(f"frame must be HxW, HxWx1, HxWx3 or HxWx4; got shape {tuple(t.shape)}")
+            t = t.permute(2, 0, 1)
+    else:
+        raise ValueError(f"frame must have 2 or 3 dimensions; got shape {tuple(t.shape)}")
+    if t.shape[0] == 1:
+        t = t.expand(3, -1, -1)
+    elif t.shape[0] == 4:
+        t = t[:3]
+    if t.shape[1] < 2 or t.shape[2] < 2:
+        raise ValueError(f"frame is too small: {tuple(t.shape[1:])}")
+    if t.dtype == torch.uint8:
+        return t
+    t = t.float()
+    if not torch.isfinite(t).all():
+        raise ValueError("frame contains NaN or infinite values")
+    if t.max() <= 1.0:
+        t = t * 255.0
+    return t
+
+
+def crop_windows(
+    frame: torch.Tensor,
+    centers: torch.Tensor,
+    sizes: torch.Tensor,
+    out_size: int,
+    fill: Sequence[float] | torch.Tensor,
+) -> torch.Tensor:
+    """Resample many axis-aligned windows of one frame to ``out_size`` squares in one call.
+
+    ``frame`` is (3, H, W) on the 0-255 scale, ``centers`` (B, 2) and ``sizes`` (B, 2) are in pixels.
+    Output (B, 3, out_size, out_size) float32; the parts of a window outside the frame take the colour
+    ``fill``. Only the region of interest that covers all windows is converted to float, so one small
+    box in a large frame stays cheap. Aspect ratio is not preserved (PatchNet resamples exactly).
+    """
+    B = centers.shape[0]
+    fill_t = torch.as_tensor(fill, dtype=torch.float32).view(3, 1, 1)
+    if B == 0:
+        return torch.empty(0, 3, out_size, out_size)
+    _, H, W = frame.shape
+    centers = centers.float()
+    sizes = sizes.float()
+    lo = centers - sizes / 2
+    hi = centers + sizes / 2
+    # integer region of interest covering every window (+1 px for bilinear support), clamped
+    x0 = int(max(0, min(W - 1, float(lo[:, 0].min()) - 1)))
+    y0 = int(max(0, min(H - 1, float(lo[:, 1].min()) - 1)))
+    x1 = int(min(W, max(x0 + 1, float(hi[:, 0].max()) + 2)))
+    y1 = int(min(H, max(y0 + 1, float(hi[:, 1].max()) + 2)))
+    roi = frame[:, y0:y1, x0:x1].float() - fill_t
+    rh, rw = roi.shape[1], roi.shape[2]
+    k = (torch.arange(out_size, dtype=torch.float32) + 0.5) / out_size  # sample centres, 0..1
+    xs = lo[:, 0:1] + k[None] * sizes[:, 0:1] - x0  # (B, S) in ROI pixel coordinates
+    ys = lo[:, 1:2] + k[None] * sizes[:, 1:2] - y0
+    gx = xs * (2.0 / rw) - 1.0  # align_corners=False: -1 is the left edge of pixel 0
+    gy = ys * (2.0 / rh) - 1.0
+    grid = torch.stack(
+        [gx[:, None, :].expand(B, out_size, out_size), gy[:, :, None].expand(B, out_size, out_size)], -1
+    )
+    # one sampling call for all windows: stack the grids along the height axis
+    out = F.grid_sample(
+        roi.unsqueeze(0), grid.reshape(1, B * out_size, out_size, 2), mode="bilinear",
+        padding_mode="zeros", align_corners=False,
+    )
+    return out.view(3, B, out_size, out_size).permute(1, 0, 2, 3) + fill_t

@@ -1,0 +1,98 @@
+"""Image-level matching: frames and boxes in, boxes and confidences out, batched over boxes.
+
+This is the one hot path every tracker, detector adapter and benchmark goes through:
+crop all templates of the key frame in one call, crop all search windows of the current frame in
+one call, one PatchNet forward, one batched decode. No Python loop per box.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from .geometry import as_boxes, check_boxes, crop_windows, to_frame_tensor, xywh_to_cxcywh
+from .models.patchnet import PatchNet, decode
+
+__all__ = ["Templates", "MatchResult", "PatchMatcher"]
+
+
+@dataclass
+class Templates:
+    """Encoded templates of one key frame: reuse them for every frame until the next key frame."""
+
+    filters: torch.Tensor  # (B, N^2, 3, K, K)
+    boxes: torch.Tensor  # (B, 4) x,y,w,h in the key frame
+
+    def __len__(self) -> int:
+        return self.boxes.shape[0]
+
+    def select(self, keep: torch.Tensor) -> "Templates":
+        return Templates(self.filters[keep], self.boxes[keep])
+
+
+@dataclass
+class MatchResult:
+    boxes: torch.Tensor  # (B, 4) x,y,w,h in the current frame
+    confidence: torch.Tensor  # (B,) peak ratio, 1.0 = one dominant peak
+
+
+class PatchMatcher:
+    """Wraps a ``PatchNet`` with the crops and decoding, so callers speak frames and boxes.
+
+    Args:
+        model: a PatchNet (its weights are used as they are; it is put in eval mode).
+        min_size: smallest width/height (pixels) a predicted box may shrink to.
+    """
+
+    def __init__(self, model: PatchNet, min_size: float = 2.0):
+        self.model = model.eval()
+        self.min_size = min_size
+
+    @property
+    def template_size(self) -> int:
+        return self.model.template_size
+
+    @property
+    def search_scale(self) -> float:
+        return self.model.geometry.search_scale
+
+    @torch.inference_mode()
+    def encode(self, frame, boxes) -> Templates:
+        """Crop and encode the templates ``boxes`` (x,y,w,h) of ``frame``, all in one call."""
+        f = to_frame_tensor(frame)
+        b = as_boxes(boxes)
+        check_boxes(b, (f.shape[1], f.shape[2]), what="template box")
+        crops = self._crop(f, b, 1.0, self.model.template_size)
+        return Templates(self.model.encode_template(crops), b)
+
+    @torch.inference_mode()
+    def match(self, templates: Templates, frame, search_boxes=None) -> MatchResult:
+        """Find each template in ``frame``. The search window of template i is centred on
+        ``search_boxes[i]`` (default: the template's own box) and is ``search_scale`` times its size.
+        """
+        f = to_frame_tensor(frame)
+        prev = templates.boxes if search_boxes is None else as_boxes(search_boxes)
+        if prev.shape[0] != len(templates):
+            raise ValueError(f"{len(templates)} templates but {prev.shape[0]} search boxes")
+        if len(templates) == 0:
+            return MatchResult(torch.empty(0, 4), torch.empty(0))
+        check_boxes(prev, None, what="search box")
+        crops = self._crop(f, prev, self.search_scale, self.model.search_size)
+        score, offsets = self.model.match_filters(templates.filters, crops)
+        dec = decode(score, offsets, xywh_to_cxcywh(prev))
+        boxes = dec.boxes
+        # keep boxes usable: a degenerate regression falls back to the previous size
+        small = (boxes[:, 2:] < self.min_size).any(1)
+        if small.any():
+            c = boxes[small, :2] + boxes[small, 2:] / 2
+            boxes[small] = torch.cat([c - prev[small, 2:] / 2, prev[small, 2:]], 1)
+        return MatchResult(boxes, dec.confidence)
+
+    def __call__(self, key_frame, key_boxes, frame, search_boxes=None) -> MatchResult:
+        """One-shot: encode the templates of ``key_frame`` and match them in ``frame``."""
+        return self.match(self.encode(key_frame, key_boxes), frame, search_boxes)
+
+    def _crop(self, frame: torch.Tensor, boxes: torch.Tensor, scale: float, out: int) -> torch.Tensor:
+        cxcywh = xywh_to_cxcywh(boxes)
+        fill = self.model.pixel_mean.view(3)
+        return crop_windows(frame, cxcywh[:, :2], cxcywh[:, 2:] * scale, out, fill)

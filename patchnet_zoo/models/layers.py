@@ -1,0 +1,242 @@
+"""The building blocks of PatchNet, as plain ``nn.Module``s.
+
+Structural sparsity is a property of the parametrisation here: each aggregation layer stores only
+the weights at its allowed taps (every parent patch reads its 4 child patches, each at one kernel
+tap). There is no dense kernel to mask, so no optimizer, weight decay or loaded state can make a
+forbidden weight non-zero. ``dense_kernel()`` materialises the equivalent 5x5 kernels for the
+reference path (used by tests and the FLOP counter).
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+TAP_SPACING = 4  # children are 4 cells apart at every level (see PatchNet docstring)
+KERNEL = TAP_SPACING + 1
+TAPS = ((0, 0), (0, 1), (1, 0), (1, 1))  # (row, col) of the child inside its parent's 2x2 block
+
+
+def child_index(grid_side: int) -> torch.Tensor:
+    """(P, 4) indices of the 4 children of each parent in a row-major ``grid_side``^2 patch grid."""
+    half = grid_side // 2
+    rows = []
+    for pr in range(half):
+        for pc in range(half):
+            rows.append([(2 * pr + i) * grid_side + (2 * pc + j) for i, j in TAPS])
+    return torch.tensor(rows, dtype=torch.long)
+
+
+def tap_major_order(grid_side: int) -> torch.Tensor:
+    """Row-major patch index of each position in the fast path's "tap-major" channel order.
+
+    In that order the finest 2x2 tap is the most significant digit, recursively, so at every level
+    the channels view as (4 taps, parents) and every tap is one contiguous slice, and the parents
+    come out already in the same order for the next level."""
+    levels = int(round(math.log2(grid_side)))
+    order = torch.empty(grid_side * grid_side, dtype=torch.long)
+    for r in range(grid_side):
+        for c in range(grid_side):
+            idx = 0
+            for k in range(levels):  # finest bit first = most significant digit
+                idx = idx * 4 + 2 * ((r >> k) & 1) + ((c >> k) & 1)
+            order[idx] = r * grid_side + c
+    return order
+
+
+class FourierReweighting(nn.Module):
+    """Reweights every KxK patch (per channel) in the orthonormal 2-D real Fourier domain.
+
+    One (K, K//2+1, 2) coefficient tensor (real and imaginary parts scaled separately) is shared by
+    all patches and channels; initialised to 1, i.e. the identity.
+    """
+
+    def __init__(self, patch_size: int):
+        super().__init__()
+        self.patch_size = patch_size
+        self.coef = nn.Parameter(torch.ones(patch_size, patch_size // 2 + 1, 2))
+
+    def forward(self, patches: torch.Tensor) -> torch.Tensor:
+        spec = torch.fft.rfft2(patches, norm="ortho")
+        spec = torch.complex(spec.real * self.coef[..., 0], spec.imag * self.coef[..., 1])
+        return torch.fft.irfft2(spec, s=(self.patch_size, self.patch_size), norm="ortho")
+
+
+class PatchCorrelation(nn.Module):
+    """Splits templates into N^2 patches and correlates each with its own search crop.
+
+    Output (B, N^2, M, M). The search side is normalised by its local energy:
+    ``0.01 * <w, x> / sqrt(sum x^2 over the window + eps)``, with ``eps`` one tenth of the standard
+    deviation of the window energies of that sample, plus 1e-9.
+    """
+
+    def __init__(self, patch_size: int, patches_per_side: int, stride: int, fourier: bool):
+        super().__init__()
+        self.k, self.n, self.stride = patch_size, patches_per_side, stride
+        self.fourier = FourierReweighting(patch_size) if fourier else None
+
+    def filters(self, template: torch.Tensor) -> torch.Tensor:
+        """(B, 3, KN, KN) normalised templates -> (B, N^2, 3, K, K) patch filters (row-major order)."""
+        b, c = template.shape[:2]
+        k, n = self.k, self.n
+        p = template.reshape(b, c, n, k, n, k).permute(0, 2, 4, 1, 3, 5).reshape(b, n * n, c, k, k)
+        return self.fourier(p) if self.fourier is not None else p
+
+    def forward(self, filters: torch.Tensor, search: torch.Tensor) -> torch.Tensor:
+        """Returns the normalised correlation in (H, W, B, N^2) layout: that is how the grouped
+        channels-last convolution lays it out in memory, so no transposition is ever paid."""
+        b, p, c, k, _ = filters.shape
+        s = search.shape[-1]
+        x = search.reshape(1, b * c, s, s).contiguous(memory_format=torch.channels_last)
+        w = filters.reshape(b * p, c, k, k).contiguous(memory_format=torch.channels_last)
+        corr = F.conv2d(x, w, stride=self.stride, groups=b)[0]  # (B*P, H, W), memory (H, W, B*P)
+        h, wd = corr.shape[-2:]
+        corr = corr.permute(1, 2, 0).reshape(h, wd, b, p)
+        energy = F.avg_pool2d(search.pow(2).sum(1, keepdim=True), k, self.stride) * (k * k)  # (B,1,H,W)
+        eps = 0.1 * energy.flatten(1).std(1).view(b, 1, 1, 1) + 1e-9
+        scale = (0.01 * torch.rsqrt(energy + eps)).permute(2, 3, 0, 1).contiguous()  # (H, W, B, 1)
+        return corr * scale if torch.is_grad_enabled() else corr.mul_(scale)
+
+
+class SparseScoreConv(nn.Module):
+    """Score aggregation: parent = sum of its 4 children, each read at one tap (0|4, 0|4); no bias."""
+
+    def __init__(self, grid_side: int):
+        super().__init__()
+        self.grid_side = grid_side
+        self.register_buffer("child_idx", child_index(grid_side), persistent=False)
+        self.register_buffer("parent_order", tap_major_order(grid_side // 2), persistent=False)
+        parents = (grid_side // 2) ** 2
+        self.weight = nn.Parameter(torch.full((parents, 4), 0.25))
+
+    @property
+    def parents(self) -> int:
+        return self.weight.shape[0]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: (H, W, B, C_in) in tap-major channel order -> (H-4, W-4, B, P) in tap-major order."""
+        h, w, b, c = x.shape
+        ho, wo = h - TAP_SPACING, w - TAP_SPACING
+        x5 = x.view(h, w, b, 4, self.parents)
+        wt = self.weight[self.parent_order]  # (P, 4) in tap-major parent order
+        out = None
+        for t, (i, j) in enumerate(TAPS):
+            sl = x5[TAP_SPACING * i : TAP_SPACING * i + ho, TAP_SPACING * j : TAP_SPACING * j + wo, :, t]
+            out = sl * wt[:, t] if out is None else out.addcmul_(sl, wt[:, t]) if not torch.is_grad_enabled() \
+                else out + sl * wt[:, t]
+        return out
+
+    def dense_kernel(self, in_channels: int) -> torch.Tensor:
+        """The equivalent dense (P, C_in, 5, 5) kernel (zeros off the taps)."""
+        k = self.weight.new_zeros(self.parents, in_channels, KERNEL, KERNEL)
+        for t, (i, j) in enumerate(TAPS):
+            k[torch.arange(self.parents), self.child_idx[:, t], TAP_SPACING * i, TAP_SPACING * j] = self.weight[:, t]
+        return k
+
+
+# Least-squares merge of two children's (min, max) along one axis into the parent's (min, max):
+# exact for any translation plus scaling of the parent interval. Row = parent (min, max),
+# column = child (min, max). Child 0 is the left/top one.
+LS_MERGE = (
+    ((0.75, 0.25), (-0.25, 0.25)),
+    ((0.25, -0.25), (0.25, 0.75)),
+)
+# offset coordinate order: x_min, y_min, x_max, y_max; axis 0 = x, 1 = y
+COORD_AXIS = (0, 1, 0, 1)
+COORD_IS_MAX = (0, 0, 1, 1)
+
+
+class SparseOffsetConv(nn.Module):
+    """Box-offset aggregation: each parent coordinate reads the (min, max) of the same axis of its 4
+    children at their taps. Initialised to the least-squares merge averaged over the 2 children
+    along the other axis and halved (child cell units -> parent cell units, a parent cell being twice
+    a child cell)."""
+
+    def __init__(self, grid_side: int):
+        super().__init__()
+        self.grid_side = grid_side
+        self.register_buffer("child_idx", child_index(grid_side), persistent=False)
+        self.register_buffer("parent_order", tap_major_order(grid_side // 2), persistent=False)
+        parents = (grid_side // 2) ** 2
+        init = torch.zeros(4, 4, 2)  # (parent coord, tap, child min|max of the same axis)
+        for o in range(4):
+            axis, is_max = COORD_AXIS[o], COORD_IS_MAX[o]
+            for t, (i, j) in enumerate(TAPS):
+                along = j if axis == 0 else i  # which child along this axis: 0 = left/top
+                init[o, t] = torch.tensor(LS_MERGE[along][is_max]) * 0.5 * 0.5
+        self.weight = nn.Parameter(init.unsqueeze(0).repeat(parents, 1, 1, 1))  # (P, 4, 4, 2)
+        self.bias = nn.Parameter(torch.zeros(parents, 4))
+        # input coordinate (min, max) feeding each output coordinate
+        src = torch.tensor([[0, 2], [1, 3], [0, 2], [1, 3]])
+        self.register_buffer("src", src, persistent=False)
+
+    @property
+    def parents(self) -> int:
+        return self.weight.shape[0]
+
+    def dense_weight(self) -> torch.Tensor:
+        """(P, 4 out coords, 4 taps, 4 in coords) with zeros where the axes differ."""
+        w = self.weight.new_zeros(self.parents, 4, 4, 4)
+        for o in range(4):
+            w[:, o, :, self.src[o, 0]] = self.weight[:, o, :, 0]
+            w[:, o, :, self.src[o, 1]] = self.weight[:, o, :, 1]
+        return w
+
+    def forward(self, off: torch.Tensor) -> torch.Tensor:
+        """off: (H, W, B, C_in, 4) in tap-major order -> (H-4, W-4, B, P, 4) in tap-major order."""
+        h, w, b, c, _ = off.shape
+        ho, wo = h - TAP_SPACING, w - TAP_SPACING
+        o6 = off.view(h, w, b, 4, self.parents, 4)
+        dw = self.dense_weight()[self.parent_order]  # (P, out, tap, in)
+        out = self.bias[self.parent_order]
+        for t, (i, j) in enumerate(TAPS):
+            child = o6[TAP_SPACING * i : TAP_SPACING * i + ho, TAP_SPACING * j : TAP_SPACING * j + wo, :, t]
+            out = out + torch.einsum("hwbpi,poi->hwbpo", child, dw[:, :, t])
+        return out
+
+    def dense_kernel(self, in_parents: int) -> torch.Tensor:
+        """Equivalent dense (P*4, C_in*4, 5, 5) kernel over channel = patch*4 + coord."""
+        dw = self.dense_weight()
+        k = dw.new_zeros(self.parents * 4, in_parents * 4, KERNEL, KERNEL)
+        for p in range(self.parents):
+            for t, (i, j) in enumerate(TAPS):
+                c = int(self.child_idx[p, t])
+                k[p * 4 : p * 4 + 4, c * 4 : c * 4 + 4, TAP_SPACING * i, TAP_SPACING * j] = dw[p, :, t, :]
+        return k
+
+
+class SoftSelectPool(nn.Module):
+    """2x2/2 pooling: hard max for scores; for offsets a soft selection
+    ``sum softmax(alpha * s) * (offset + b[position])`` with learned alpha and per-position bias
+    ``b`` (initialised to the position relative to the window centre, +-0.5 input cells)."""
+
+    def __init__(self):
+        super().__init__()
+        self.alpha = nn.Parameter(torch.ones(()))
+        pos = torch.tensor([-0.5, 0.5])
+        b = torch.zeros(4, 2, 2)  # (coord, window row, window col)
+        for o in range(4):
+            b[o] = pos.view(1, 2).expand(2, 2) if COORD_AXIS[o] == 0 else pos.view(2, 1).expand(2, 2)
+        self.bias = nn.Parameter(b)
+
+    def forward(self, score: torch.Tensor, off: torch.Tensor | None = None, with_offsets: bool = True):
+        """score (H, W, B, P); off (H, W, B, P, 4) or None for zero input offsets (the first block).
+
+        Written as four window slices with elementwise max/exp: a softmax over a trailing axis of
+        4 and strided reductions are an order of magnitude slower on CPU."""
+        h, w, b, p = score.shape
+        win = score.view(h // 2, 2, w // 2, 2, b, p)
+        s = [win[:, i, :, j] for i, j in TAPS]  # window positions in (row, col) order
+        pooled = torch.maximum(torch.maximum(s[0], s[1]), torch.maximum(s[2], s[3]))
+        if not with_offsets:
+            return pooled, None
+        e = torch.stack([torch.exp(self.alpha * (sk - pooled)) for sk in s], -1)  # (h/2, w/2, B, P, 4)
+        wt = e / e.sum(-1, keepdim=True)
+        out = wt @ self.bias.reshape(4, 4).t()  # sum_k wt_k * b[coord, k] -> (h/2, w/2, B, P, 4)
+        if off is not None:
+            ow = off.view(h // 2, 2, w // 2, 2, b, p, 4)
+            for k, (i, j) in enumerate(TAPS):
+                out = out + wt[..., k : k + 1] * ow[:, i, :, j]
+        return pooled, out

@@ -1,0 +1,253 @@
+"""PatchNet (Mao, Zhu, Han, Dally): short-range template matching with patch correlation.
+
+Shapes at the defaults (K = 8 pixels per patch, N = 8 patches per side, 7x7 response):
+
+| stage                 | score        | offsets (x_min, y_min, x_max, y_max per score channel) |
+|-----------------------|--------------|----------------------------------------------------------|
+| patch correlation     | 64 x 56 x 56 | -                                                        |
+| sparse conv 5x5       | 16 x 52 x 52 | zeros                                                    |
+| soft-select pool 2x2  | 16 x 26 x 26 | 16 x 4 x 26 x 26 (per-position bias)                     |
+| sparse conv 5x5       |  4 x 22 x 22 | 4 x 4 x 22 x 22                                          |
+| soft-select pool 2x2  |  4 x 11 x 11 | 4 x 4 x 11 x 11                                          |
+| sparse conv 5x5       |  1 x 7 x 7   | 1 x 4 x 7 x 7                                            |
+
+The paper's first 2x2 pooling is folded into a stride-2 correlation (stride K/4 in general), as the
+authors' code did; the FLOP count reports exactly what runs. Children are then 4 correlation cells
+apart at every level, which is why every aggregation kernel is 5x5 with taps at (0|4, 0|4), and one
+response cell is always template/8 pixels, i.e. one eighth of the box.
+
+Inputs are crops on the 0-255 RGB scale; the model subtracts its ``pixel_mean`` itself.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from huggingface_hub import PyTorchModelHubMixin
+
+from .layers import PatchCorrelation, SoftSelectPool, SparseOffsetConv, SparseScoreConv, tap_major_order
+
+IMAGENET_MEAN_255 = (123.675, 116.28, 103.53)
+
+
+@dataclass(frozen=True)
+class PatchNetGeometry:
+    """Sizes derived from (K, N, response size)."""
+
+    patch_size: int
+    patches_per_side: int
+    response_size: int
+
+    @property
+    def levels(self) -> int:
+        return int(round(math.log2(self.patches_per_side)))
+
+    @property
+    def template_size(self) -> int:
+        return self.patch_size * self.patches_per_side
+
+    @property
+    def corr_stride(self) -> int:
+        return self.patch_size // 4
+
+    @property
+    def corr_size(self) -> int:
+        m = self.response_size + 4
+        for _ in range(self.levels - 1):
+            m = 2 * m + 4
+        return m
+
+    @property
+    def search_size(self) -> int:
+        return self.corr_size * self.corr_stride + self.patch_size - 1
+
+    @property
+    def search_scale(self) -> float:
+        """Search window side / box side (119/64 = 1.859 at the defaults)."""
+        return self.search_size / self.template_size
+
+    @property
+    def max_shift_cells(self) -> int:
+        return self.response_size // 2
+
+
+class PatchNet(
+    nn.Module,
+    PyTorchModelHubMixin,
+    library_name="patchnet_zoo",
+    tags=["template-matching", "object-tracking", "video-object-detection", "patchnet"],
+    license="mit",
+    repo_url="https://github.com/patchnet-zoo/patchnet_zoo",
+):
+    """Patch correlation + Fourier reweighting + structurally sparse aggregation + hierarchical box
+    regression.
+
+    Args:
+        patch_size: K, pixels per patch side (a multiple of 4).
+        patches_per_side: N, a power of two >= 2.
+        response_size: side of the response map (odd); 7 gives the paper's +-3 cells.
+        fourier: Fourier reweighting of the patches (ablation: False).
+        box_regression: hierarchical box regression (ablation: False -> offsets are all zero).
+        pixel_mean: per-channel RGB mean on the 0-255 scale, subtracted from every crop.
+    """
+
+    def __init__(
+        self,
+        patch_size: int = 8,
+        patches_per_side: int = 8,
+        response_size: int = 7,
+        fourier: bool = True,
+        box_regression: bool = True,
+        pixel_mean: tuple[float, float, float] = IMAGENET_MEAN_255,
+    ):
+        super().__init__()
+        if patch_size < 4 or patch_size % 4:
+            raise ValueError(f"patch_size must be a positive multiple of 4, got {patch_size}")
+        if patches_per_side < 2 or patches_per_side & (patches_per_side - 1):
+            raise ValueError(f"patches_per_side must be a power of two >= 2, got {patches_per_side}")
+        if response_size < 1 or response_size % 2 == 0:
+            raise ValueError(f"response_size must be odd and positive, got {response_size}")
+        self.geometry = PatchNetGeometry(patch_size, patches_per_side, response_size)
+        self.fourier = fourier
+        self.box_regression = box_regression
+        self.register_buffer("pixel_mean", torch.tensor(pixel_mean, dtype=torch.float32).view(1, 3, 1, 1))
+        g = self.geometry
+        self.correlation = PatchCorrelation(patch_size, patches_per_side, g.corr_stride, fourier)
+        sides = [patches_per_side >> i for i in range(g.levels)]  # child grid side at each level
+        self.score_convs = nn.ModuleList(SparseScoreConv(s) for s in sides)
+        self.pools = nn.ModuleList(SoftSelectPool() for _ in range(g.levels - 1))
+        # the first level's offsets are zero, so offset convs exist from the second level on
+        self.offset_convs = nn.ModuleList(SparseOffsetConv(s) for s in sides[1:]) if box_regression else None
+        self.register_buffer("fast_order", tap_major_order(patches_per_side), persistent=False)
+
+    # ----------------------------------------------------------------------------------- forward
+    @property
+    def template_size(self) -> int:
+        return self.geometry.template_size
+
+    @property
+    def search_size(self) -> int:
+        return self.geometry.search_size
+
+    def encode_template(self, template: torch.Tensor) -> torch.Tensor:
+        """(B, 3, KN, KN) crops on the 0-255 scale -> (B, N^2, 3, K, K) correlation filters.
+
+        Cache the result to match one template against many frames."""
+        self._check_crop(template, self.template_size, "template")
+        return self.correlation.filters(template - self.pixel_mean)
+
+    def forward(self, template: torch.Tensor, search: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Returns ``(score (B, 1, R, R), offsets (B, 4, R, R))`` in response cells."""
+        return self.match_filters(self.encode_template(template), search)
+
+    def match_filters(self, filters: torch.Tensor, search: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        self._check_crop(search, self.search_size, "search")
+        if filters.shape[0] != search.shape[0]:
+            raise ValueError(f"{filters.shape[0]} templates but {search.shape[0]} search crops")
+        # (H, W, B, C) layout and tap-major channel order from here on
+        s = self.correlation(filters[:, self.fast_order], search - self.pixel_mean)
+        off = None
+        for level, conv in enumerate(self.score_convs):
+            new_s = conv(s)
+            if self.offset_convs is not None and level > 0:
+                off = self.offset_convs[level - 1](off)
+            s = new_s
+            if level < len(self.pools):
+                s, off = self.pools[level](s, off, with_offsets=self.offset_convs is not None)
+        score = s.permute(2, 3, 0, 1)  # (B, 1, R, R)
+        if off is None:
+            return score, score.new_zeros(score.shape[0], 4, *score.shape[2:])
+        return score, off[:, :, :, 0, :].permute(2, 3, 0, 1)
+
+    def forward_reference(self, template: torch.Tensor, search: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The same function through dense ``F.conv2d`` kernels, in the layout the paper counts:
+        the first score convolution grouped by parent (4 inputs each), every later aggregation
+        convolution dense over all its input channels. For tests and FLOP counting only."""
+        filters = self.encode_template(template)
+        b, p = filters.shape[:2]
+        x = (search - self.pixel_mean).reshape(1, -1, self.search_size, self.search_size)
+        corr = F.conv2d(x, filters.reshape(b * p, *filters.shape[2:]), stride=self.geometry.corr_stride, groups=b)
+        corr = corr.view(b, p, corr.shape[-2], corr.shape[-1])
+        k = self.geometry.patch_size
+        energy = F.conv2d((search - self.pixel_mean).pow(2).sum(1, keepdim=True),
+                          corr.new_ones(1, 1, k, k), stride=self.geometry.corr_stride)
+        eps = 0.1 * energy.flatten(1).std(1).view(b, 1, 1, 1) + 1e-9
+        s = 0.01 * corr / torch.sqrt(energy + eps)
+        off = None
+        for level, conv in enumerate(self.score_convs):
+            kernel = conv.dense_kernel(s.shape[1])
+            if level == 0:  # grouped: each parent's 4 children made contiguous
+                new_s = F.conv2d(s[:, conv.child_idx.flatten()], kernel.gather(
+                    1, conv.child_idx.view(-1, 4, 1, 1).expand(-1, -1, 5, 5)), groups=conv.parents)
+            else:
+                new_s = F.conv2d(s, kernel)
+            if self.offset_convs is not None and level > 0:
+                oc = self.offset_convs[level - 1]
+                o = F.conv2d(off.flatten(1, 2), oc.dense_kernel(off.shape[1]), oc.bias.flatten())
+                off = o.view(b, oc.parents, 4, o.shape[-2], o.shape[-1])
+            s = new_s
+            if level < len(self.pools):  # pools run in (H, W, B, C) layout
+                ps, poff = self.pools[level](s.permute(2, 3, 0, 1), None if off is None else off.permute(3, 4, 0, 1, 2),
+                                             with_offsets=self.offset_convs is not None)
+                s = ps.permute(2, 3, 0, 1)
+                off = None if poff is None else poff.permute(2, 3, 4, 0, 1)
+        r = s.shape[-1]
+        offsets = off.reshape(b, 4, r, r) if off is not None else s.new_zeros(b, 4, r, r)
+        return s, offsets
+
+    @staticmethod
+    def _check_crop(x: torch.Tensor, size: int, what: str) -> None:
+        if x.ndim != 4 or x.shape[1] != 3 or x.shape[2] != size or x.shape[3] != size:
+            raise ValueError(f"{what} crops must be (B, 3, {size}, {size}); got {tuple(x.shape)}")
+
+    # -------------------------------------------------------------------------------- inspection
+    def nonzero_parameters(self) -> int:
+        """Trainable values that can be non-zero (structural zeros are not stored at all)."""
+        return int(sum((p != 0).sum() for p in self.parameters()))
+
+    def extra_repr(self) -> str:
+        g = self.geometry
+        return (f"K={g.patch_size}, N={g.patches_per_side}, template={g.template_size}, "
+                f"search={g.search_size}, response={g.response_size}, fourier={self.fourier}, "
+                f"box_regression={self.box_regression}")
+
+
+@dataclass
+class Decoded:
+    """Result of decoding a response map: boxes in image pixels (x, y, w, h) and confidences."""
+
+    boxes: torch.Tensor  # (B, 4)
+    confidence: torch.Tensor  # (B,)
+    cell: torch.Tensor  # (B, 2) peak (dx, dy) in cells relative to the centre
+    peak: torch.Tensor  # (B,) raw score at the peak
+
+
+def decode(score: torch.Tensor, offsets: torch.Tensor, prev_cxcywh: torch.Tensor) -> Decoded:
+    """Peak -> box, for a batch, without loops.
+
+    ``s' = relu(s - 0.75 max s)``; peaks are the 3x3 local maxima of ``s'``; confidence = largest
+    peak / sum of peaks (1.0 = one dominant peak). The box is the previous box shifted by the peak
+    cell (one cell = box/8) with the 4 boundary offsets read at that cell added.
+    """
+    b, _, r, _ = score.shape
+    s = score.view(b, r * r)
+    sp = F.relu(s - 0.75 * s.max(1, keepdim=True).values).view(b, 1, r, r)
+    is_peak = (sp == F.max_pool2d(sp, 3, 1, 1)) & (sp > 0)
+    peaks = torch.where(is_peak, sp, torch.zeros_like(sp)).view(b, -1)
+    total = peaks.sum(1)
+    best = s.argmax(1)
+    top = peaks.gather(1, best[:, None]).squeeze(1)
+    confidence = torch.where(total > 0, top / total.clamp(min=1e-12), torch.ones_like(total))
+    half = r // 2
+    cy = torch.div(best, r, rounding_mode="floor")
+    cx = best - cy * r
+    cell = torch.stack([cx - half, cy - half], 1).to(score.dtype)
+    off = offsets.view(b, 4, r * r).gather(2, best.view(b, 1, 1).expand(b, 4, 1)).squeeze(2)
+    cell_size = prev_cxcywh[:, 2:] / 8.0
+    lo = prev_cxcywh[:, :2] - prev_cxcywh[:, 2:] / 2 + (cell + off[:, 0:2]) * cell_size
+    hi = prev_cxcywh[:, :2] + prev_cxcywh[:, 2:] / 2 + (cell + off[:, 2:4]) * cell_size
+    boxes = torch.cat([lo, hi - lo], 1)
+    return Decoded(boxes=boxes, confidence=confidence, cell=cell, peak=s.gather(1, best[:, None]).squeeze(1))
