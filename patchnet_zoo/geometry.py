@@ -105,14 +105,18 @@ def clip_boxes(boxes: torch.Tensor, frame_hw: tuple[int, int]) -> torch.Tensor:
 
 
 # -------------------------------------------------------------------------------------------- frames
-def to_frame_tensor(image) -> torch.Tensor:
+def to_frame_tensor(image, value_range: str | None = None) -> torch.Tensor:
     """A frame as a (3, H, W) tensor with values on the 0-255 scale (uint8 or float32).
 
-    Accepted: numpy or torch; HxW (grayscale), HxWx1, HxWx3 (RGB), HxWx4 (RGBA, alpha dropped), or a
-    3xHxW / 1xHxW / 4xHxW tensor; any strides. uint8 is used as is. Floating-point frames are read as
-    0-1 when their maximum is at most 1 (the torchvision convention) and as 0-255 otherwise.
+    Accepted: numpy HxW (grayscale), HxWx1, HxWx3 (RGB) or HxWx4 (RGBA, alpha dropped); torch tensors
+    in CxHxW (C = 1, 3, 4; the torch convention) or HxWxC; any strides. uint8 is used as is.
+    Floating-point frames: ``value_range="0-1"`` or ``"0-255"`` says which; left as None, a frame
+    whose maximum is at most 1 is read as 0-1 (torchvision's convention), else as 0-255. Pass it
+    explicitly for float video that may contain dark frames.
     Colour order is RGB: convert OpenCV's BGR frames before passing them in.
     """
+    if value_range not in (None, "0-1", "0-255"):
+        raise ValueError(f"value_range must be None, '0-1' or '0-255'; got {value_range!r}")
     if isinstance(image, (str, bytes)) or image is None:
         raise TypeError(f"expected an image array, got {type(image).__name__}")
     is_tensor = torch.is_tensor(image)
@@ -122,7 +126,7 @@ def to_frame_tensor(image) -> torch.Tensor:
     if t.ndim == 2:
         t = t.unsqueeze(0)
     elif t.ndim == 3:
-        channels_first = is_tensor and t.shape[0] in (1, 3, 4) and t.shape[-1] not in (1, 3, 4)
+        channels_first = is_tensor and t.shape[0] in (1, 3, 4)
         if not channels_first:
             if t.shape[-1] not in (1, 3, 4):
                 raise ValueError(f"frame must be HxW, HxWx1, HxWx3 or HxWx4; got shape {tuple(t.shape)}")
@@ -140,7 +144,7 @@ def to_frame_tensor(image) -> torch.Tensor:
     t = t.float()
     if not torch.isfinite(t).all():
         raise ValueError("frame contains NaN or infinite values")
-    if t.max() <= 1.0:
+    if value_range == "0-1" or (value_range is None and t.max() <= 1.0):
         t = t * 255.0
     return t
 

@@ -42,10 +42,14 @@ class PatchMatcher:
     Args:
         model: a PatchNet (its weights are used as they are; it is put in eval mode).
         min_size: smallest width/height (pixels) a predicted box may shrink to.
+        response_size: search extent in response cells (odd; default: the model's own, 7 = the
+            paper's +-3 cells = +-37.5 % of the box). Larger values search a wider window with the
+            same weights, at a cost that grows with the window's area.
     """
 
-    def __init__(self, model: PatchNet, min_size: float = 2.0):
-        self.model = model.eval()
+    def __init__(self, model: PatchNet, min_size: float = 2.0, response_size: int | None = None):
+        model = model.eval()
+        self.model = model.with_response_size(response_size) if response_size else model
         self.min_size = min_size
 
     @property
@@ -80,13 +84,22 @@ class PatchMatcher:
         crops = self._crop(f, prev, self.search_scale, self.model.search_size)
         score, offsets = self.model.match_filters(templates.filters, crops)
         dec = decode(score, offsets, xywh_to_cxcywh(prev))
-        boxes = dec.boxes
+        boxes, confidence = dec.boxes, dec.confidence
+        # a search window wholly outside the frame sees only fill: keep the box, confidence 0
+        c = xywh_to_cxcywh(prev)
+        half = c[:, 2:] * self.search_scale / 2
+        h, w = f.shape[1], f.shape[2]
+        outside = ((c[:, 0] + half[:, 0] <= 0) | (c[:, 1] + half[:, 1] <= 0)
+                   | (c[:, 0] - half[:, 0] >= w) | (c[:, 1] - half[:, 1] >= h))
+        if outside.any():
+            boxes[outside] = prev[outside]
+            confidence[outside] = 0.0
         # keep boxes usable: a degenerate regression falls back to the previous size
         small = (boxes[:, 2:] < self.min_size).any(1)
         if small.any():
             c = boxes[small, :2] + boxes[small, 2:] / 2
             boxes[small] = torch.cat([c - prev[small, 2:] / 2, prev[small, 2:]], 1)
-        return MatchResult(boxes, dec.confidence)
+        return MatchResult(boxes, confidence)
 
     def __call__(self, key_frame, key_boxes, frame, search_boxes=None) -> MatchResult:
         """One-shot: encode the templates of ``key_frame`` and match them in ``frame``."""

@@ -20,6 +20,7 @@ Inputs are crops on the 0-255 RGB scale; the model subtracts its ``pixel_mean`` 
 """
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass
 
@@ -203,6 +204,19 @@ class PatchNet(
         if x.ndim != 4 or x.shape[1] != 3 or x.shape[2] != size or x.shape[3] != size:
             raise ValueError(f"{what} crops must be (B, 3, {size}, {size}); got {tuple(x.shape)}")
 
+    def with_response_size(self, response_size: int) -> "PatchNet":
+        """The same model (shared weights) over a larger or smaller search window.
+
+        Every weight is independent of the search size, so a model trained with a 7x7 response can
+        search a 13x13 one (2.07x the window side, +-6 cells = +-75 % of the box) at a higher cost."""
+        if response_size == self.geometry.response_size:
+            return self
+        if response_size < 1 or response_size % 2 == 0:
+            raise ValueError(f"response_size must be odd and positive, got {response_size}")
+        other = copy.copy(self)  # shares parameters, buffers and submodules
+        other.geometry = PatchNetGeometry(self.geometry.patch_size, self.geometry.patches_per_side, response_size)
+        return other
+
     # -------------------------------------------------------------------------------- inspection
     def nonzero_parameters(self) -> int:
         """Trainable values that can be non-zero (structural zeros are not stored at all)."""
@@ -229,7 +243,7 @@ def decode(score: torch.Tensor, offsets: torch.Tensor, prev_cxcywh: torch.Tensor
     """Peak -> box, for a batch, without loops.
 
     ``s' = relu(s - 0.75 max s)``; peaks are the 3x3 local maxima of ``s'``; confidence = largest
-    peak / sum of peaks (1.0 = one dominant peak). The box is the previous box shifted by the peak
+    peak / sum of peaks (1.0 = one dominant peak; 0.0 for a flat map, which stays at the centre). The box is the previous box shifted by the peak
     cell (one cell = box/8) with the 4 boundary offsets read at that cell added.
     """
     b, _, r, _ = score.shape
@@ -238,9 +252,12 @@ def decode(score: torch.Tensor, offsets: torch.Tensor, prev_cxcywh: torch.Tensor
     is_peak = (sp == F.max_pool2d(sp, 3, 1, 1)) & (sp > 0)
     peaks = torch.where(is_peak, sp, torch.zeros_like(sp)).view(b, -1)
     total = peaks.sum(1)
-    best = s.argmax(1)
+    # a flat map has no peak: stay at the centre and report zero confidence (argmax would pick the
+    # corner cell and the ratio would read as one dominant peak)
+    flat = (s.max(1).values - s.min(1).values) <= 1e-12
+    best = torch.where(flat, torch.full_like(s.argmax(1), (r * r) // 2), s.argmax(1))
     top = peaks.gather(1, best[:, None]).squeeze(1)
-    confidence = torch.where(total > 0, top / total.clamp(min=1e-12), torch.ones_like(total))
+    confidence = torch.where((total > 0) & ~flat, top / total.clamp(min=1e-12), torch.zeros_like(total))
     half = r // 2
     cy = torch.div(best, r, rounding_mode="floor")
     cx = best - cy * r

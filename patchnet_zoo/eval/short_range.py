@@ -1,0 +1,359 @@
+"""Short-range matching benchmark (paper §5.3): carry a ground-truth box from frame t to t + gap.
+
+Every method starts from the ground truth at frame t and is run once on frame t + gap; the carried
+box misses when its IoU with the ground truth at t + gap is below 0.7 (IoU from
+``geometry.box_iou``, no +1 on widths). Pairs are all t with the target present at t and t + gap,
+pooled over the sequences of a split (every pair weighs the same).
+
+Methods (keys of the result): the PatchNet variants ``patchnet``, ``patch-aggregation`` (no Fourier
+reweighting, no box regression), ``no-fourier``, ``no-box-regression``, and the baselines of
+``patchnet_zoo.baselines``: ``ncc``, ``kcf`` (KCF with its failure gate off, primed), ``mosse``,
+``hold``.
+
+Timing (every figure is wall time on frames already decoded in memory):
+
+* ``ms_per_match_b1``: per pair, one call of the method's own implementation. For PatchNet this is
+  ``encode`` + ``match`` with one box: template and search crops, the forward pass and the decoding.
+  For a baseline it is its ``match`` (for the OpenCV trackers: RGB->BGR conversion of the region they
+  look at, ``init``, the priming ``update`` and the ``update`` on the current frame). The median over
+  all pairs is reported (robust to other work on the machine); ``ms_per_match_b1_mean`` is the mean.
+* ``ms_per_match_b16`` (PatchNet only): time per box when 16 boxes of one frame go through one
+  ``encode`` + one ``match`` call. For one pair of each sequence (the middle one) the 16 boxes are
+  the ground-truth box at t (box 0) and 15 copies of its size (each side jittered by up to +-20 %)
+  with centres on a 4x4 grid spread over the frame, so the crops cover the whole frame as in a scene
+  with many objects; the call is repeated 3 times; the median over all calls, divided by 16.
+  Baselines do not batch: their cost per box is their ``ms_per_match_b1``.
+
+Warm-up calls on the first pair are made before any timing. ``torch`` runs with 2 threads.
+"""
+from __future__ import annotations
+
+import os
+import platform
+import time
+from collections import OrderedDict
+from pathlib import Path
+from typing import Mapping, Sequence as TypingSequence
+
+import numpy as np
+import torch
+
+from ..baselines import create_baseline
+from ..data.readers import Sequence, default_data_root, read_sequences
+from ..geometry import box_iou
+from ..matching import PatchMatcher
+from ..models.patchnet import PatchNet
+
+__all__ = [
+    "MISS_IOU",
+    "PATCHNET_VARIANTS",
+    "BASELINE_METHODS",
+    "METHODS",
+    "short_range_pairs",
+    "load_models",
+    "untrained_models",
+    "run_short_range",
+    "machine_info",
+]
+
+MISS_IOU = 0.7
+
+#: method key -> (registry name, PatchNet arguments of the ablation)
+PATCHNET_VARIANTS: "OrderedDict[str, tuple[str, dict]]" = OrderedDict([
+    ("patchnet", ("patchnet", {})),
+    ("patch-aggregation", ("patchnet_patch_aggregation", {"fourier": False, "box_regression": False})),
+    ("no-fourier", ("patchnet_no_fourier", {"fourier": False})),
+    ("no-box-regression", ("patchnet_no_box_regression", {"box_regression": False})),
+])
+BASELINE_METHODS = ("ncc", "kcf", "mosse", "hold")
+METHODS = tuple(PATCHNET_VARIANTS) + BASELINE_METHODS
+
+B16_BOXES = 16
+B16_REPEATS = 3
+WARMUP_CALLS = 2
+
+
+# ------------------------------------------------------------------------------------------- pairs
+def short_range_pairs(sequences: TypingSequence[Sequence], gap: int = 10) -> list[tuple[Sequence, int]]:
+    """Every ``(sequence, t)`` whose target is present (finite box) at both ``t`` and ``t + gap``."""
+    if gap < 0:
+        raise ValueError(f"gap must be >= 0, got {gap}")
+    pairs = []
+    for seq in sequences:
+        n = min(seq.num_frames, len(seq.boxes))
+        present = np.isfinite(seq.boxes[:n]).all(1) & (seq.boxes[:n, 2] > 0) & (seq.boxes[:n, 3] > 0)
+        for t in range(max(0, n - gap)):
+            if present[t] and present[t + gap]:
+                pairs.append((seq, t))
+    return pairs
+
+
+def _subsample(pairs: list, max_pairs: int | None) -> list:
+    """At most ``max_pairs`` pairs, evenly spread over the list (so every sequence is visited)."""
+    if max_pairs is None or max_pairs >= len(pairs):
+        return pairs
+    if max_pairs <= 0:
+        raise ValueError(f"max_pairs must be positive, got {max_pairs}")
+    idx = np.unique(np.linspace(0, len(pairs) - 1, max_pairs).round().astype(int))
+    return [pairs[i] for i in idx]
+
+
+# ------------------------------------------------------------------------------------------ models
+def untrained_models(methods: TypingSequence[str] | None = None, seed: int = 0) -> dict[str, PatchNet]:
+    """Freshly initialised PatchNet variants: for checking that the pipeline runs, not for results."""
+    torch.manual_seed(seed)
+    keys = [m for m in (methods or PATCHNET_VARIANTS) if m in PATCHNET_VARIANTS]
+    return {k: PatchNet(**PATCHNET_VARIANTS[k][1]) for k in keys}
+
+
+def load_models(methods: TypingSequence[str], models: Mapping | None = None,
+                weights_dir: str | Path | None = None) -> tuple[dict[str, PatchMatcher], dict[str, str]]:
+    """A ``PatchMatcher`` for every PatchNet variant in ``methods``, and a label of where it came from.
+
+    ``models`` may map a method key (``"no-fourier"``) or its registry name
+    (``"patchnet_no_fourier"``) to a ``PatchNet``, a ``PatchMatcher`` or the path of a safetensors
+    file. Variants not given are loaded with ``registry.create_model(name, pretrained=True)``
+    (records looked up in ``weights_dir`` when given).
+    """
+    models = dict(models or {})
+    out, labels = {}, {}
+    for key in methods:
+        if key not in PATCHNET_VARIANTS:
+            continue
+        reg_name, _ = PATCHNET_VARIANTS[key]
+        given = models.get(key, models.get(reg_name))
+        if isinstance(given, PatchMatcher):
+            out[key], labels[key] = given, "given by the caller"
+        elif isinstance(given, torch.nn.Module):
+            out[key], labels[key] = PatchMatcher(given), "given by the caller"
+        elif given is not None:  # a weights file
+            from ..registry import create_model
+
+            out[key] = PatchMatcher(create_model(reg_name, weights_path=given, weights_dir=weights_dir))
+            labels[key] = f"{reg_name} from {Path(given).name}"
+        else:
+            try:
+                from ..registry import create_model, get_weights
+
+                model = create_model(reg_name, pretrained=True, weights_dir=weights_dir)
+                try:
+                    labels[key] = get_weights(reg_name, weights_dir).name
+                except Exception:
+                    labels[key] = reg_name
+            except ImportError as e:
+                raise RuntimeError(f"cannot load {key!r}: the model registry is unavailable ({e}); "
+                                   "pass models={...}") from e
+            except (FileNotFoundError, ValueError) as e:
+                raise FileNotFoundError(
+                    f"no trained weights for {key!r} ({reg_name}): {str(e).rstrip('.')}. Pass models={{...}} or a weights "
+                    f"dir, or leave the method out.") from e
+            out[key] = PatchMatcher(model)
+    return out, labels
+
+
+# ------------------------------------------------------------------------------------------ timing
+def _b16_boxes(gt_box: np.ndarray, frame_hw: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
+    """The ground-truth box plus 15 boxes of its size (+-20 % per side) spread on a 4x4 grid."""
+    h, w = frame_hw
+    g = (np.arange(4) + 0.5) / 4
+    cx, cy = np.meshgrid(g * w, g * h)
+    centres = np.stack([cx.ravel(), cy.ravel()], 1)[:B16_BOXES]
+    sizes = gt_box[2:] * rng.uniform(0.8, 1.2, size=(B16_BOXES, 2))
+    boxes = np.concatenate([centres - sizes / 2, sizes], 1)
+    boxes[0] = gt_box
+    return boxes
+
+
+def _median_ms(seconds: list[float]) -> float | None:
+    return float(np.median(seconds) * 1000.0) if seconds else None
+
+
+def _mean_ms(seconds: list[float]) -> float | None:
+    return float(np.mean(seconds) * 1000.0) if seconds else None
+
+
+def machine_info() -> dict:
+    info = {
+        "cpu_count": os.cpu_count(),
+        "machine": platform.machine(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+    }
+    try:
+        import cv2
+
+        info["opencv"] = cv2.__version__
+    except ImportError:
+        pass
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    info["cpu"] = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return info
+
+
+# ------------------------------------------------------------------------------------------- run
+def _frames(seq: Sequence, cache: dict, i: int) -> np.ndarray:
+    if i not in cache:
+        cache[i] = seq.frame(i)
+    return cache[i]
+
+
+def run_short_range(
+    data_root: str | Path | None = None,
+    split: str | None = "val",
+    gap: int = 10,
+    methods: TypingSequence[str] | None = None,
+    max_pairs: int | None = None,
+    models: Mapping | None = None,
+    progress: bool = True,
+    weights_dir: str | Path | None = None,
+    sequences: TypingSequence[Sequence] | None = None,
+    seed: int = 0,
+) -> dict:
+    """Run the short-range benchmark and return a JSON-ready dict::
+
+        {"gap": 10, "pairs": N, "split": "val",
+         "methods": {"patchnet": {"miss_rate", "mean_iou", "ms_per_match_b1", "ms_per_match_b16",
+                                  "ms_per_match_b1_mean", "matches", "weights"}, ...,
+                     "kcf": {..., "ms_per_match_b16": None, "fallbacks": k}, ...},
+         "timing": {...}, "machine": {...}}
+
+    Args:
+        data_root: data folder (default ``readers.default_data_root()``).
+        split: split name or file (``None``: every sequence below the root).
+        gap: frames between the key frame and the matched frame.
+        methods: subset of ``METHODS`` (default all), in the order given.
+        max_pairs: evaluate at most this many pairs, evenly spread over all pairs.
+        models: PatchNet variants to use instead of the registry's trained weights (see
+            ``load_models``); ``untrained_models()`` gives fresh ones for smoke tests.
+        progress: show a tqdm progress bar.
+        weights_dir: where the registry looks for weight records.
+        sequences: evaluate these sequences instead of reading ``data_root``/``split``.
+        seed: seed of the b16 box jitter.
+    """
+    methods = list(METHODS if methods is None else methods)
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown:
+        raise ValueError(f"unknown methods {unknown}; choose from {list(METHODS)}")
+    if not methods:
+        raise ValueError("no methods to run")
+    prev_threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        from .._runtime import tune_cpu_allocator
+    except ImportError:
+        tune_cpu_allocator = None
+    if tune_cpu_allocator is not None:
+        tune_cpu_allocator()
+    try:
+        return _run(data_root, split, gap, methods, max_pairs, models, progress, weights_dir, sequences, seed)
+    finally:
+        torch.set_num_threads(prev_threads)
+
+
+def _run(data_root, split, gap, methods, max_pairs, models, progress, weights_dir, sequences, seed) -> dict:
+    from tqdm.auto import tqdm
+
+    split_label = None if sequences is not None or split is None else Path(str(split)).name
+    if sequences is None:
+        sequences = read_sequences(data_root if data_root is not None else default_data_root(), split)
+    pairs = _subsample(short_range_pairs(sequences, gap), max_pairs)
+    if not pairs:
+        raise ValueError(f"no pairs with the target present at t and t+{gap}")
+    matchers, weight_labels = load_models(methods, models, weights_dir)
+    baselines = {m: create_baseline(m) for m in methods if m in BASELINE_METHODS}
+
+    def run_one(m: str, key_frame, key_box, frame) -> np.ndarray:
+        if m in matchers:
+            return matchers[m](key_frame, key_box[None], frame).boxes[0].numpy()
+        return baselines[m].match(key_frame, key_box, frame)
+
+    # group the pairs by sequence, keeping their order, so each sequence's frames are decoded once
+    grouped: "OrderedDict[int, tuple[Sequence, list[int]]]" = OrderedDict()
+    for seq, t in pairs:
+        grouped.setdefault(id(seq), (seq, []))[1].append(t)
+
+    preds = {m: [] for m in methods}
+    gts = []
+    times = {m: [] for m in methods}
+    times_b16 = {m: [] for m in methods if m in matchers}
+    rng = np.random.default_rng(seed)
+    warmed = False
+    bar = tqdm(total=len(pairs), desc=f"short-range gap {gap}", disable=not progress, unit="pair")
+    try:
+        for seq, ts in grouped.values():
+            cache: dict[int, np.ndarray] = {}
+            bar.set_postfix_str(seq.name)
+            for t in ts:
+                key_frame, frame = _frames(seq, cache, t), _frames(seq, cache, t + gap)
+                key_box = np.asarray(seq.boxes[t], dtype=np.float64)
+                if not warmed:
+                    for m in methods:
+                        for _ in range(WARMUP_CALLS):
+                            run_one(m, key_frame, key_box, frame)
+                    for b in baselines.values():
+                        b.fallbacks = 0
+                    warmed = True
+                for m in methods:  # interleaved, so background load hits every method alike
+                    t0 = time.perf_counter()
+                    box = run_one(m, key_frame, key_box, frame)
+                    times[m].append(time.perf_counter() - t0)
+                    preds[m].append(np.asarray(box, dtype=np.float64))
+                gts.append(seq.boxes[t + gap])
+                bar.update(1)
+            if times_b16:  # batched timing on this sequence's middle pair
+                t = ts[len(ts) // 2]
+                key_frame, frame = _frames(seq, cache, t), _frames(seq, cache, t + gap)
+                boxes = _b16_boxes(np.asarray(seq.boxes[t], dtype=np.float64), key_frame.shape[:2], rng)
+                for _ in range(B16_REPEATS):
+                    for m in times_b16:
+                        mt = matchers[m]
+                        t0 = time.perf_counter()
+                        mt.match(mt.encode(key_frame, boxes), frame)
+                        times_b16[m].append((time.perf_counter() - t0) / len(boxes))
+            cache.clear()
+    finally:
+        bar.close()
+
+    gt = np.asarray(gts, dtype=np.float64)
+    results = OrderedDict()
+    for m in methods:
+        ious = box_iou(np.stack(preds[m]), gt).numpy()
+        r = {
+            "miss_rate": float(np.mean(ious < MISS_IOU)),
+            "mean_iou": float(np.mean(ious)),
+            "ms_per_match_b1": _median_ms(times[m]),
+            "ms_per_match_b16": _median_ms(times_b16[m]) if m in times_b16 else None,
+            "ms_per_match_b1_mean": _mean_ms(times[m]),
+            "matches": len(ious),
+        }
+        if m in matchers:
+            r["weights"] = weight_labels[m]
+        else:
+            r["fallbacks"] = int(baselines[m].fallbacks)
+        results[m] = r
+    return {
+        "gap": gap,
+        "pairs": len(pairs),
+        "split": split_label,  # None when the caller passed its own sequences
+        "sequences": len(grouped),
+        "miss_iou": MISS_IOU,
+        "methods": dict(results),
+        "timing": {
+            "statistic": "median wall time per match; frames decoded in memory beforehand",
+            "b1": "one box per call: encode + match for PatchNet (crops and decoding included), "
+                  "the method's own match() for baselines",
+            "b16": f"{B16_BOXES} boxes of one frame in one encode + one match call, per box: the gt box "
+                   f"and {B16_BOXES - 1} boxes of its size (+-20 %) on a 4x4 grid over the frame, middle "
+                   f"pair of each sequence, {B16_REPEATS} repeats",
+            "warmup_calls": WARMUP_CALLS,
+            "torch_threads": torch.get_num_threads(),
+        },
+        "machine": machine_info(),
+    }

@@ -1,0 +1,170 @@
+"""Small matplotlib plots, written straight to image files.
+
+Figures are built with ``matplotlib.figure.Figure`` on the Agg canvas: no pyplot, no global backend
+change, no display needed. Every function returns the path it wrote. NaN values (frames where the
+target is absent) are left as gaps.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+
+__all__ = [
+    "plot_iou_over_time",
+    "plot_success_curve",
+    "plot_precision_curve",
+    "plot_speed_accuracy",
+    "success_curve",
+    "precision_curve",
+]
+
+SUCCESS_THRESHOLDS = np.linspace(0, 1, 21)
+PRECISION_THRESHOLDS = np.arange(0, 51)
+
+
+def _figure(width: float = 7.0, height: float = 3.5):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height), dpi=100)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _save(fig, path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path)
+    return path
+
+
+def _series(values, name: str) -> np.ndarray:
+    v = np.asarray(values, dtype=np.float64).reshape(-1)
+    if v.size == 0:
+        raise ValueError(f"{name} is empty")
+    return v
+
+
+def success_curve(ious, thresholds=SUCCESS_THRESHOLDS) -> np.ndarray:
+    """Share of (non-NaN) frames with IoU > threshold, for each threshold (OTB definition)."""
+    v = _series(ious, "ious")
+    v = v[np.isfinite(v)]
+    if v.size == 0:
+        return np.zeros(len(thresholds))
+    return (v[None, :] > np.asarray(thresholds)[:, None]).mean(1)
+
+
+def precision_curve(center_errors, thresholds=PRECISION_THRESHOLDS) -> np.ndarray:
+    """Share of (non-NaN) frames with centre error <= threshold pixels, for each threshold."""
+    v = _series(center_errors, "center_errors")
+    v = v[np.isfinite(v)]
+    if v.size == 0:
+        return np.zeros(len(thresholds))
+    return (v[None, :] <= np.asarray(thresholds)[:, None]).mean(1)
+
+
+def plot_iou_over_time(
+    ious,
+    confidences=None,
+    path="iou_over_time.png",
+    key_frames: Sequence[int] | None = None,
+    confidence_threshold: float | None = None,
+    title: str | None = None,
+) -> Path:
+    """IoU with the ground truth (and the tracker's confidence) against the frame index.
+
+    Args:
+        ious: one IoU per frame (NaN where the target is absent: a gap).
+        confidences: one confidence per frame, same length, or ``None``.
+        key_frames: frame indices to mark (e.g. where a base model ran).
+        confidence_threshold: draw this level (e.g. the 0.8 key-frame threshold).
+    """
+    iou = _series(ious, "ious")
+    x = np.arange(len(iou))
+    fig = _figure()
+    ax = fig.add_subplot(1, 1, 1)
+    mean = float(np.nanmean(iou)) if np.isfinite(iou).any() else float("nan")
+    ax.plot(x, iou, color="tab:blue", lw=1.5, label=f"IoU (mean {mean:.3f})")
+    if confidences is not None:
+        conf = _series(confidences, "confidences")
+        if len(conf) != len(iou):
+            raise ValueError(f"{len(iou)} IoU values but {len(conf)} confidences")
+        ax.plot(x, conf, color="tab:orange", lw=1.0, alpha=0.85, label="confidence")
+    if confidence_threshold is not None:
+        ax.axhline(confidence_threshold, color="tab:orange", ls=":", lw=1, label=f"threshold {confidence_threshold:g}")
+    if key_frames is not None and len(key_frames):
+        ax.vlines(np.asarray(key_frames), 0, 1.05, color="tab:green", lw=0.6, alpha=0.5, label="key frames")
+    ax.set_xlim(0, max(len(iou) - 1, 1))
+    ax.set_ylim(0, 1.05)
+    ax.set_xlabel("frame")
+    ax.set_ylabel("IoU / confidence" if confidences is not None else "IoU")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower left", fontsize=8)
+    if title:
+        ax.set_title(title)
+    return _save(fig, path)
+
+
+def _as_runs(values, name: str) -> Mapping[str, np.ndarray]:
+    if isinstance(values, Mapping):
+        return {str(k): _series(v, name) for k, v in values.items()}
+    return {"tracker": _series(values, name)}
+
+
+def plot_success_curve(ious, path="success.png", title: str | None = None) -> Path:
+    """OTB success plot; ``ious`` is one array or ``{name: per-frame IoUs}``. Legend shows the AUC
+    (mean of the 21-threshold curve)."""
+    fig = _figure(5, 4)
+    ax = fig.add_subplot(1, 1, 1)
+    for name, v in _as_runs(ious, "ious").items():
+        curve = success_curve(v)
+        ax.plot(SUCCESS_THRESHOLDS, curve, lw=1.5, label=f"{name} [{curve.mean():.3f}]")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.02)
+    ax.set_xlabel("overlap threshold")
+    ax.set_ylabel("success rate")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower left", fontsize=8)
+    ax.set_title(title or "Success plot")
+    return _save(fig, path)
+
+
+def plot_precision_curve(center_errors, path="precision.png", title: str | None = None) -> Path:
+    """OTB precision plot; legend shows the precision at 20 px."""
+    fig = _figure(5, 4)
+    ax = fig.add_subplot(1, 1, 1)
+    for name, v in _as_runs(center_errors, "center_errors").items():
+        curve = precision_curve(v)
+        ax.plot(PRECISION_THRESHOLDS, curve, lw=1.5, label=f"{name} [{curve[20]:.3f}]")
+    ax.set_xlim(0, 50)
+    ax.set_ylim(0, 1.02)
+    ax.set_xlabel("location error threshold (px)")
+    ax.set_ylabel("precision")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right", fontsize=8)
+    ax.set_title(title or "Precision plot")
+    return _save(fig, path)
+
+
+def plot_speed_accuracy(points: Mapping[str, tuple[float, float]], path="speed_accuracy.png",
+                        xlabel: str = "frames per second", ylabel: str = "success AUC",
+                        title: str | None = None) -> Path:
+    """Scatter of ``{name: (speed, accuracy)}``, each point labelled; speed on a log axis."""
+    if not points:
+        raise ValueError("no points to plot")
+    fig = _figure(5, 4)
+    ax = fig.add_subplot(1, 1, 1)
+    for name, (speed, acc) in points.items():
+        ax.scatter([speed], [acc], s=30)
+        ax.annotate(str(name), (speed, acc), textcoords="offset points", xytext=(4, 4), fontsize=8)
+    if all(float(s) > 0 for s, _ in points.values()):
+        ax.set_xscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3, which="both")
+    if title:
+        ax.set_title(title)
+    return _save(fig, path)

@@ -1,0 +1,82 @@
+import numpy as np
+import pytest
+import torch
+
+from patchnet_zoo.geometry import (as_boxes, box_iou, check_boxes, clip_boxes, crop_windows, cxcywh_to_xywh,
+                                   to_frame_tensor, xywh_to_cxcywh, xywh_to_xyxy, xyxy_to_xywh)
+
+
+def test_box_conversions_round_trip():
+    b = torch.tensor([[10.0, 20.0, 30.0, 40.0], [0.5, 1.5, 2.0, 3.0]])
+    torch.testing.assert_close(xyxy_to_xywh(xywh_to_xyxy(b)), b)
+    torch.testing.assert_close(cxcywh_to_xywh(xywh_to_cxcywh(b)), b)
+    assert xywh_to_xyxy(b)[0].tolist() == [10, 20, 40, 60]
+    assert xywh_to_cxcywh(b)[0].tolist() == [25, 40, 30, 40]
+
+
+def test_iou_without_plus_one():
+    assert box_iou([0, 0, 10, 10], [0, 0, 10, 10]).item() == pytest.approx(1.0)
+    assert box_iou([0, 0, 10, 10], [5, 0, 10, 10]).item() == pytest.approx(50 / 150)
+    assert box_iou([0, 0, 10, 10], [10, 0, 10, 10]).item() == 0.0
+
+
+def test_check_boxes_messages():
+    with pytest.raises(ValueError, match="NaN"):
+        check_boxes(as_boxes([1, 2, float("nan"), 4]))
+    with pytest.raises(ValueError, match="positive width"):
+        check_boxes(as_boxes([1, 2, 0, 4]))
+    with pytest.raises(ValueError, match="positive width"):
+        check_boxes(as_boxes([1, 2, -3, 4]))
+    with pytest.raises(ValueError, match="wholly outside"):
+        check_boxes(as_boxes([200, 2, 10, 10]), (100, 100))
+    check_boxes(as_boxes([95, -5, 10, 10]), (100, 100))  # partly outside is fine
+    with pytest.raises(ValueError, match="shape"):
+        as_boxes([1, 2, 3])
+
+
+def test_crop_is_exact_for_pixel_aligned_windows():
+    img = torch.arange(3 * 20 * 30, dtype=torch.float32).view(3, 20, 30)
+    # an 8x8 window at integer position, resampled to 8x8, is a plain slice
+    out = crop_windows(img, torch.tensor([[14.0, 9.0]]), torch.tensor([[8.0, 8.0]]), 8, (0, 0, 0))
+    torch.testing.assert_close(out[0], img[:, 5:13, 10:18])
+
+
+def test_crop_many_boxes_in_one_call_and_fill_outside():
+    img = torch.full((3, 50, 60), 200, dtype=torch.uint8)
+    centers = torch.tensor([[30.0, 25.0], [-100.0, -100.0], [59.0, 25.0]])
+    sizes = torch.tensor([[10.0, 10.0], [10.0, 10.0], [10.0, 10.0]])
+    out = crop_windows(img, centers, sizes, 16, (1.0, 2.0, 3.0))
+    assert out.shape == (3, 3, 16, 16)
+    assert torch.all(out[0] == 200)
+    torch.testing.assert_close(out[1], torch.tensor([1.0, 2.0, 3.0]).view(3, 1, 1).expand(3, 16, 16))
+    # the third window is half outside: left half image, right half fill
+    assert torch.all(out[2, 0, :, :9] == 200) and torch.all(out[2, 0, :, 10:] == 1.0)
+
+
+def test_frame_formats_agree():
+    rng = np.random.default_rng(0)
+    rgb = rng.integers(0, 256, (24, 32, 3), dtype=np.uint8)
+    ref = to_frame_tensor(rgb)
+    assert ref.shape == (3, 24, 32) and ref.dtype == torch.uint8
+    rgba = np.concatenate([rgb, np.full((24, 32, 1), 255, np.uint8)], -1)
+    assert torch.equal(to_frame_tensor(rgba), ref)
+    torch.testing.assert_close(to_frame_tensor(rgb.astype(np.float32) / 255), ref.float(), atol=1e-3, rtol=0)
+    torch.testing.assert_close(to_frame_tensor(rgb.astype(np.float64)), ref.float())
+    torch.testing.assert_close(to_frame_tensor(torch.from_numpy(rgb).permute(2, 0, 1)), ref)
+    gray = rgb[..., 0]
+    g = to_frame_tensor(gray)
+    assert g.shape == (3, 24, 32) and torch.equal(g[0], g[2])
+    assert torch.equal(to_frame_tensor(gray[..., None]), g)
+    flipped = rgb[:, ::-1]  # non-contiguous view
+    assert torch.equal(to_frame_tensor(flipped), ref.flip(-1))
+    with pytest.raises(ValueError, match="NaN"):
+        to_frame_tensor(np.full((4, 4, 3), np.nan, np.float32))
+    with pytest.raises(ValueError):
+        to_frame_tensor(np.zeros((4, 4, 5), np.uint8))
+    with pytest.raises(TypeError):
+        to_frame_tensor("frame.jpg")
+
+
+def test_clip_boxes():
+    b = clip_boxes(torch.tensor([[-5.0, 10.0, 20.0, 20.0], [90.0, 90.0, 20.0, 20.0]]), (100, 100))
+    assert b.tolist() == [[0, 10, 15, 20], [90, 90, 10, 10]]

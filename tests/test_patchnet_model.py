@@ -1,0 +1,165 @@
+"""PatchNet as the paper describes it: shapes, the sparse fast path against the dense reference,
+structural zeros that survive training, the initialisations, and FLOPs."""
+import pytest
+import torch
+
+from patchnet_zoo.eval.flops import count_patchnet_flops
+from patchnet_zoo.models.layers import SparseOffsetConv
+from patchnet_zoo.models.patchnet import PatchNet, decode
+
+VARIANTS = [
+    {},
+    {"fourier": False},
+    {"box_regression": False},
+    {"fourier": False, "box_regression": False},
+    {"patches_per_side": 4},
+    {"patch_size": 12},
+    {"patch_size": 4},
+    {"response_size": 11},
+]
+
+
+def _perturbed(**kw):
+    torch.manual_seed(0)
+    m = PatchNet(**kw)
+    with torch.no_grad():
+        for p in m.parameters():
+            p.add_(torch.randn_like(p) * 0.2)
+    return m
+
+
+@pytest.mark.parametrize("kw", VARIANTS, ids=lambda k: ",".join(f"{a}={b}" for a, b in k.items()) or "default")
+def test_fast_path_equals_dense_reference(kw):
+    m = _perturbed(**kw)
+    g = m.geometry
+    t = torch.rand(3, 3, g.template_size, g.template_size) * 255
+    s = torch.rand(3, 3, g.search_size, g.search_size) * 255
+    score, off = m(t, s)
+    rs, ro = m.forward_reference(t, s)
+    assert score.shape == (3, 1, g.response_size, g.response_size)
+    assert off.shape == (3, 4, g.response_size, g.response_size)
+    torch.testing.assert_close(score, rs, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(off, ro, rtol=1e-4, atol=1e-5)
+    if not kw.get("box_regression", True):
+        assert torch.count_nonzero(off) == 0
+
+
+def test_paper_geometry():
+    g = PatchNet().geometry
+    assert (g.template_size, g.search_size, g.corr_size, g.response_size) == (64, 119, 56, 7)
+    assert abs(g.search_scale - 1.859) < 1e-3
+
+
+def test_batch_elements_are_independent():
+    m = _perturbed()
+    t = torch.rand(4, 3, 64, 64) * 255
+    s = torch.rand(4, 3, 119, 119) * 255
+    score, off = m(t, s)
+    for i in range(4):
+        si, oi = m(t[i : i + 1], s[i : i + 1])
+        torch.testing.assert_close(score[i : i + 1], si, rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(off[i : i + 1], oi, rtol=1e-4, atol=1e-5)
+
+
+def _dense_nonzero(m):
+    counts = [int(torch.count_nonzero(c.dense_kernel(c.child_idx.numel()))) for c in m.score_convs]
+    if m.offset_convs is not None:
+        counts += [int(torch.count_nonzero(c.dense_kernel(c.child_idx.numel()))) for c in m.offset_convs]
+    return counts
+
+
+def test_structural_zeros_survive_training():
+    m = PatchNet()
+    before = _dense_nonzero(m)
+    # every parent reads 4 children at one tap each
+    assert before[:3] == [16 * 4, 4 * 4, 1 * 4]
+    opt = torch.optim.Adam(m.parameters(), lr=0.05, weight_decay=0.1)
+    for _ in range(5):
+        score, off = m(torch.rand(2, 3, 64, 64) * 255, torch.rand(2, 3, 119, 119) * 255)
+        (score.square().mean() + off.square().mean()).backward()
+        opt.step()
+        opt.zero_grad()
+    after = _dense_nonzero(m)
+    assert all(a <= b for a, b in zip(after, before)), (before, after)
+    # and nothing outside the taps exists to become non-zero: the state dict holds taps only
+    assert m.state_dict()["score_convs.0.weight"].shape == (16, 4)
+
+
+def test_initialisations():
+    m = PatchNet()
+    assert torch.all(m.correlation.fourier.coef == 1)
+    assert m.correlation.fourier.coef.shape == (8, 5, 2)
+    assert torch.all(m.score_convs[0].weight == 0.25)
+    assert all(float(p.alpha.detach()) == 1.0 for p in m.pools)
+    # Fourier reweighting at init is the identity
+    x = torch.rand(2, 64, 3, 8, 8)
+    torch.testing.assert_close(m.correlation.fourier(x), x, rtol=1e-5, atol=1e-5)
+
+
+def test_least_squares_offset_merge_is_exact_for_translation_and_scale():
+    conv = SparseOffsetConv(grid_side=2)  # one parent, 4 children
+    d, e = 0.6, 0.3
+    # children offsets in child units; layout (H, W, B, C_in, 4) with a 5x5 window, taps at 0|4
+    off = torch.zeros(5, 5, 1, 4, 4)
+    # pure translation: every boundary moves by d
+    off[...] = d
+    out = conv(off)[0, 0, 0, 0]  # parent (x_min, y_min, x_max, y_max), parent units
+    torch.testing.assert_close(out, torch.full((4,), d / 2))
+    # pure scaling of the parent interval by (1 + e) about its centre along x: left child (-e, 0),
+    # right child (0, +e) in child units -> parent (-e/2, +e/2) in parent units
+    off.zero_()
+    # child index order in channels is the tap-major order of a 2x2 grid = row-major here
+    for child, (i, j) in enumerate([(0, 0), (0, 1), (1, 0), (1, 1)]):
+        off[:, :, :, child, 0] = -e if j == 0 else 0.0
+        off[:, :, :, child, 2] = 0.0 if j == 0 else e
+    out = conv(off)[0, 0, 0, 0]
+    torch.testing.assert_close(out[[0, 2]], torch.tensor([-e / 2, e / 2]))
+
+
+def test_decode_single_and_double_peaks():
+    score = torch.zeros(2, 1, 7, 7)
+    score[0, 0, 3, 5] = 1.0  # one peak at dx=+2, dy=0
+    score[1, 0, 1, 1] = 1.0
+    score[1, 0, 5, 5] = 1.0  # two equal peaks
+    off = torch.zeros(2, 4, 7, 7)
+    off[0, :, 3, 5] = torch.tensor([0.5, 0.0, 0.5, 1.0])
+    prev = torch.tensor([[100.0, 50.0, 80.0, 40.0]] * 2)  # cx, cy, w, h
+    d = decode(score, off, prev)
+    assert d.confidence[0] == pytest.approx(1.0)
+    assert d.confidence[1] == pytest.approx(0.5)
+    # cell = 10 x 5 px: x shifts by 2.5 cells = 25 px, the bottom edge moves by 1 cell = 5 px
+    torch.testing.assert_close(d.boxes[0], torch.tensor([60.0 + 25, 30.0, 80.0, 45.0]))
+
+
+def test_flops_match_the_paper():
+    r = count_patchnet_flops(PatchNet())
+    assert abs(r["macs"] - 57.67e6) / 57.67e6 < 0.03
+    assert r["breakdown"]["fourier_fft"] > 0  # FFTs are counted
+    assert r["breakdown"]["correlation"] == 64 * 3 * 64 * 56 * 56
+    assert r["macs_sparse"] < r["macs"]
+    pa = count_patchnet_flops(PatchNet(fourier=False, box_regression=False))
+    assert abs(pa["macs"] - 44.2e6) / 44.2e6 < 0.03  # Table 5, Patch Aggregation
+
+
+def test_bad_constructor_arguments():
+    for kw in ({"patch_size": 6}, {"patches_per_side": 6}, {"response_size": 6}):
+        with pytest.raises(ValueError):
+            PatchNet(**kw)
+
+
+def test_wrong_crop_sizes_are_rejected():
+    m = PatchNet()
+    with pytest.raises(ValueError, match="search crops"):
+        m(torch.rand(1, 3, 64, 64), torch.rand(1, 3, 120, 120))
+    with pytest.raises(ValueError, match="template crops"):
+        m(torch.rand(1, 3, 63, 63), torch.rand(1, 3, 119, 119))
+
+
+def test_hub_mixin_round_trip(tmp_path):
+    m = _perturbed(fourier=False)
+    m.save_pretrained(tmp_path)
+    assert (tmp_path / "model.safetensors").is_file() and (tmp_path / "config.json").is_file()
+    m2 = PatchNet.from_pretrained(tmp_path)
+    assert m2.fourier is False
+    for (k, a), (_, b) in zip(m.state_dict().items(), m2.state_dict().items()):
+        assert torch.equal(a, b), k

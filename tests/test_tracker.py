@@ -1,0 +1,204 @@
+"""PatchNetTracker (got10k convention) and track_video on real video."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from patchnet_zoo.data.readers import read_folder_sequence, read_video_sequence
+from patchnet_zoo.geometry import box_iou
+from patchnet_zoo.matching import MatchResult, PatchMatcher
+from patchnet_zoo.models.patchnet import PatchNet
+from patchnet_zoo.trackers import PatchNetTracker, track_video
+
+
+@pytest.fixture(scope="module")
+def model():
+    return PatchNet()  # untrained: identity Fourier weights, 1/4 taps -- a plain patch correlator
+
+
+@pytest.fixture(scope="module")
+def crossing(data_root):
+    return read_folder_sequence(data_root / "sot" / "Crossing")
+
+
+@pytest.fixture(scope="module")
+def crossing_frames(crossing):
+    return [crossing.frame(i) for i in range(12)]
+
+
+def test_init_update_follow_the_target(model, crossing, crossing_frames):
+    tracker = PatchNetTracker(model)
+    tracker.init(crossing_frames[0], crossing.boxes[0])
+    assert tracker.confidence == 1.0
+    ious = []
+    for i, frame in enumerate(crossing_frames[1:], 1):
+        box = tracker.update(frame)
+        assert isinstance(box, np.ndarray) and box.shape == (4,) and box.dtype == np.float64
+        assert 0.0 <= tracker.confidence <= 1.0
+        ious.append(float(box_iou(box, crossing.boxes[i])[0]))
+    assert np.mean(ious) > 0.5, ious
+    assert tracker.frame_index == len(crossing_frames) - 1
+
+
+def test_update_returns_a_copy(model, crossing_frames, crossing):
+    tracker = PatchNetTracker(model)
+    tracker.init(crossing_frames[0], crossing.boxes[0])
+    box = tracker.update(crossing_frames[1])
+    box[:] = -1
+    assert np.all(tracker.box != -1)
+
+
+def test_update_before_init(model, crossing_frames):
+    with pytest.raises(RuntimeError, match="init"):
+        PatchNetTracker(model).update(crossing_frames[0])
+
+
+@pytest.mark.parametrize("kwargs", [dict(search_update="nearest"), dict(template_update="sometimes"),
+                                    dict(size_damping=1.5), dict(size_damping=-0.1)])
+def test_invalid_options(kwargs):
+    with pytest.raises(ValueError):
+        PatchNetTracker(PatchNet(), **kwargs)
+
+
+def _texture(h=200, w=300):
+    return np.random.default_rng(0).integers(0, 256, (h, w, 3), dtype=np.uint8)
+
+
+def _fake_matcher(box, confidence=1.0):
+    """A PatchMatcher whose match always returns ``box``; records the calls."""
+    matcher = PatchMatcher(PatchNet())
+    calls = []
+
+    def match(templates, frame, search_boxes=None):
+        calls.append((len(templates), torch.as_tensor(search_boxes).clone()))
+        n = len(templates)
+        return MatchResult(torch.tensor([box], dtype=torch.float32).expand(n, 4).clone(),
+                           torch.full((n,), confidence))
+
+    matcher.match = match
+    return matcher, calls
+
+
+@pytest.mark.parametrize("damping, expected", [(0.25, 1.25), (0.0, 1.0), (1.0, 2.0)])
+def test_size_damping_follows_the_facts(damping, expected):
+    """s = (1 - d) + d * new / old per axis; 0.25 gives 0.75 + 0.25 * new/old. The centre is the match's."""
+    frame = _texture()
+    matcher, _ = _fake_matcher([90.0, 80.0, 40.0, 60.0])  # centre (110, 110), twice the size
+    tracker = PatchNetTracker(matcher, size_damping=damping)
+    tracker.init(frame, [100.0, 95.0, 20.0, 30.0])
+    box = tracker.update(frame)
+    np.testing.assert_allclose(box[2:], np.array([20.0, 30.0]) * expected)
+    np.testing.assert_allclose(box[:2] + box[2:] / 2, [110.0, 110.0])
+
+
+def test_search_centred_on_previous_box():
+    frame = _texture()
+    matcher, calls = _fake_matcher([120.0, 95.0, 20.0, 30.0], confidence=0.5)
+    tracker = PatchNetTracker(matcher)
+    tracker.init(frame, [100.0, 95.0, 20.0, 30.0])
+    tracker.update(frame)
+    tracker.update(frame)
+    np.testing.assert_allclose(calls[0][1][0].numpy(), [100, 95, 20, 30])
+    np.testing.assert_allclose(calls[1][1][0].numpy(), [120, 95, 20, 30])
+
+
+def test_velocity_search_extrapolates():
+    frame = _texture()
+    matcher, calls = _fake_matcher([120.0, 95.0, 20.0, 30.0], confidence=0.5)
+    tracker = PatchNetTracker(matcher, search_update="velocity")
+    tracker.init(frame, [100.0, 95.0, 20.0, 30.0])
+    tracker.update(frame)  # moved +20 in x
+    tracker.update(frame)
+    np.testing.assert_allclose(calls[1][1][0].numpy(), [140, 95, 20, 30])
+
+
+@pytest.mark.parametrize("mode, expected", [("init", [1, 1, 1]), ("confident", [1, 1, 1]), ("both", [1, 2, 2])])
+def test_template_update_modes(mode, expected):
+    """Only a confident frame becomes a template; "both" then matches two templates in one call."""
+    frame = _texture()
+    matcher, calls = _fake_matcher([100.0, 95.0, 20.0, 30.0], confidence=0.9)
+    tracker = PatchNetTracker(matcher, template_update=mode)
+    tracker.init(frame, [100.0, 95.0, 20.0, 30.0])
+    for _ in range(3):
+        tracker.update(frame)
+    assert [c[0] for c in calls] == expected
+    if mode != "init":
+        assert tracker._recent_templates is not None
+
+
+def test_low_confidence_does_not_replace_the_template():
+    frame = _texture()
+    matcher, calls = _fake_matcher([100.0, 95.0, 20.0, 30.0], confidence=0.3)
+    tracker = PatchNetTracker(matcher, template_update="both")
+    tracker.init(frame, [100.0, 95.0, 20.0, 30.0])
+    tracker.update(frame)
+    tracker.update(frame)
+    assert tracker._recent_templates is None and [c[0] for c in calls] == [1, 1]
+
+
+@pytest.mark.parametrize("mode", ["init", "confident", "both"])
+def test_every_mode_tracks_real_frames(model, crossing, crossing_frames, mode):
+    boxes, conf = track_video(crossing_frames, crossing.boxes[0], PatchNetTracker(model, template_update=mode),
+                              show_progress=False)
+    assert np.isfinite(boxes).all() and ((conf >= 0) & (conf <= 1)).all()
+    assert box_iou(boxes[1:4], crossing.boxes[1:4]).min() > 0.5
+
+
+def test_model_none_is_loaded_lazily(monkeypatch, crossing_frames, crossing):
+    import patchnet_zoo.registry as registry
+
+    calls = []
+
+    def fake_create_model(name, pretrained=False, **kw):
+        calls.append((name, pretrained))
+        return PatchNet()
+
+    monkeypatch.setattr(registry, "create_model", fake_create_model)
+    tracker = PatchNetTracker()
+    assert calls == []  # nothing loaded at construction
+    tracker.init(crossing_frames[0], crossing.boxes[0])
+    assert calls == [("patchnet", True)]
+    assert np.isfinite(tracker.update(crossing_frames[1])).all()
+
+
+def test_missing_weights_give_a_clear_error(monkeypatch, crossing_frames, crossing):
+    import patchnet_zoo.registry as registry
+
+    def no_weights(name, pretrained=False, **kw):
+        raise FileNotFoundError("no record for patchnet")
+
+    monkeypatch.setattr(registry, "create_model", no_weights)
+    with pytest.raises(FileNotFoundError, match="pass a model"):
+        PatchNetTracker().init(crossing_frames[0], crossing.boxes[0])
+
+
+def test_track_video_on_a_real_video_file(model, data_root):
+    """A TLD MPEG-1 file: every decoded frame gets a box, frame 0 keeps the given box."""
+    video = data_root / "videos" / "tld" / "pedestrian1.mpg"
+    seq = read_video_sequence(video)
+    boxes, conf = track_video(video, seq.boxes[0], PatchNetTracker(model), show_progress=True, max_frames=25)
+    assert boxes.shape == (25, 4) and conf.shape == (25,)
+    np.testing.assert_allclose(boxes[0], seq.boxes[0])
+    assert conf[0] == 1.0
+    assert np.isfinite(boxes).all() and (boxes[:, 2:] > 0).all()
+    present = np.isfinite(seq.boxes[:10]).all(1)
+    assert box_iou(boxes[:10][present], seq.boxes[:10][present]).mean() > 0.5
+
+
+def test_track_video_accepts_sequences_and_arrays(model, crossing, crossing_frames):
+    from patchnet_zoo.data.readers import Sequence
+
+    short = Sequence("short", crossing.boxes[:5], crossing.frame, 5)
+    b1, c1 = track_video(short, crossing.boxes[0], PatchNetTracker(model), show_progress=False)
+    b2, c2 = track_video(np.stack(crossing_frames[:5]), crossing.boxes[0], PatchNetTracker(model), show_progress=False)
+    b3, c3 = track_video(iter(crossing_frames[:5]), crossing.boxes[0], PatchNetTracker(model), show_progress=False)
+    np.testing.assert_array_equal(b1, b2)
+    np.testing.assert_array_equal(b1, b3)
+    np.testing.assert_array_equal(c1, c3)
+
+
+def test_tracker_is_deterministic(model, crossing, crossing_frames):
+    a = track_video(crossing_frames, crossing.boxes[0], PatchNetTracker(model), show_progress=False)[0]
+    b = track_video(crossing_frames, crossing.boxes[0], PatchNetTracker(model), show_progress=False)[0]
+    np.testing.assert_array_equal(a, b)
