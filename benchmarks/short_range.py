@@ -1,8 +1,10 @@
 """Short-range matching benchmark (paper §5.3): PatchNet variants against NCC, KCF*, MOSSE and hold.
 
 Carries every ground-truth box of a split from frame t to frame t + gap and counts a miss when the
-IoU with the ground truth there is below 0.7. Writes the raw results as JSON and a markdown table
-next to the reference figures measured with the authors' original PatchNet.
+IoU with the ground truth there is below 0.7. Runs once per PatchNet search window (``--response-sizes``,
+default 7 = the paper's window and 13 = a wider one with the same weights; NCC searches the same
+window) and writes the raw results as one JSON and one markdown file with a table per window, next to
+the reference figures measured with the authors' original PatchNet.
 
     PYTHONPATH=. python benchmarks/short_range.py                  # val split, gap 10, trained weights
     PYTHONPATH=. python benchmarks/short_range.py --max-pairs 40 --untrained \
@@ -21,7 +23,9 @@ try:
 except ImportError:  # run from a checkout without installing
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from patchnet_zoo.eval.short_range import METHODS, run_short_range, untrained_models  # noqa: E402
+from patchnet_zoo.eval.short_range import (  # noqa: E402
+    CELLS_PER_BOX, METHODS, PAPER_RESPONSE_SIZE, run_short_range, untrained_models,
+)
 
 # Reference figures (../shared/ANCHORS.md, "Short-range matching"): all 1,291 valid pairs of the val
 # split at gap 10, same CPU class, each method in its own implementation. (miss rate, mean IoU, ms)
@@ -43,7 +47,7 @@ LABELS = {
     "patch-aggregation": "Patch Aggregation (no Fourier, no box regression)",
     "no-fourier": "PatchNet without Fourier reweighting",
     "no-box-regression": "PatchNet without box regression",
-    "ncc": "full-template NCC (`cv2.matchTemplate`, PatchNet's 119/64 window)",
+    "ncc": "full-template NCC (`cv2.matchTemplate`, PatchNet's {window}/64 window)",
     "kcf": "KCF* (OpenCV KCF, `detect_thresh = 0`, primed)",
     "mosse": "MOSSE (OpenCV legacy, primed)",
     "hold": "hold (copy the box)",
@@ -54,11 +58,57 @@ def _f(v, fmt: str) -> str:
     return "—" if v is None else format(v, fmt)
 
 
+def window_title(run: dict) -> str:
+    """ "Paper window (7x7 response, 1.86x the box)", "Wide window (13x13 response, 2.61x the box), same weights"."""
+    r, scale = run["response_size"], run["search_scale"]
+    if r == PAPER_RESPONSE_SIZE:
+        return f"Paper window ({r}x{r} response, {scale:.2f}x the box)"
+    kind = "Wide" if r > PAPER_RESPONSE_SIZE else "Narrow"
+    return f"{kind} window ({r}x{r} response, {scale:.2f}x the box), same weights"
+
+
+def _reach_line(run: dict) -> str:
+    cells = run["response_size"] // 2
+    share = run["reachable"]
+    return (f"Reachable: {100 * share:.1f} % of the pairs have the target centre at t + {run['gap']} within "
+            f"+-{cells} cells (+-{100 * cells / CELLS_PER_BOX:.1f} % of the box) of the key box centre; "
+            f"PatchNet and NCC, which search only this window, miss about {100 * (1 - share):.1f} % of the "
+            "pairs or more.")
+
+
+def _table(run: dict) -> list[str]:
+    window = int(round(run["search_scale"] * 64))
+    lines = [
+        "| method | miss rate | mean IoU | ms / match (1 box per call) | ms / box (16 boxes per call) "
+        "| reference | ref. miss rate | ref. mean IoU | ref. ms / match |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for key, r in run["methods"].items():
+        ref = REFERENCE.get(key)
+        refcols = (f"{ref[0]} | {ref[1]:.3f} | {ref[2]:.3f} | {ref[3]:.1f}" if ref else " | | | ")
+        label = LABELS.get(key, key).format(window=window)
+        lines.append(
+            f"| {label} | {r['miss_rate']:.3f} | {r['mean_iou']:.3f} | "
+            f"{_f(r['ms_per_match_b1'], '.2f')} | {_f(r['ms_per_match_b16'], '.2f')} | {refcols} |")
+    not_run = [REFERENCE[k] for k in REFERENCE if k not in run["methods"]]
+    for name, miss, iou, ms in not_run + REFERENCE_ONLY:
+        lines.append(f"| (not run here) | | | | | {name} | {miss:.3f} | {iou:.3f} | {ms:.1f} |")
+    fallbacks = {k: v["fallbacks"] for k, v in run["methods"].items() if v.get("fallbacks")}
+    if fallbacks:
+        lines += ["", "Key box returned because the tracker reported failure or raised (counted as its answer): "
+                  + ", ".join(f"{k} {v} of {run['methods'][k]['matches']}" for k, v in fallbacks.items())
+                  + " (MOSSE's built-in PSR gate cannot be switched off)."]
+    return lines
+
+
 def to_markdown(result: dict, command: str, untrained: bool = False) -> str:
-    m = result["machine"]
+    """``result``: ``{"gap", "pairs", "split", "runs": {"7": run_short_range(...), ...}}``."""
+    runs = list(result["runs"].values())
+    first = runs[0]
+    m = first["machine"]
     comparable = (result.get("split") == "val" and result["gap"] == 10 and result["pairs"] == REFERENCE_PAIRS)
     lines = [
-        f"# Short-range matching: gap {result['gap']}, miss if IoU < {result['miss_iou']}",
+        f"# Short-range matching: gap {result['gap']}, miss if IoU < {first['miss_iou']}",
         "",
     ]
     if untrained:
@@ -68,31 +118,30 @@ def to_markdown(result: dict, command: str, untrained: bool = False) -> str:
         f"Command: `{command}`",
         "",
         f"Machine: {m.get('cpu', m.get('machine', '?'))}, {m['cpu_count']} CPUs, torch {m['torch']} on "
-        f"{result['timing']['torch_threads']} threads, OpenCV {m.get('opencv', '?')}, Python {m['python']}; "
+        f"{first['timing']['torch_threads']} threads, OpenCV {m.get('opencv', '?')}, Python {m['python']}; "
         "no GPU.",
         "",
-        f"Data: split `{result['split']}`, {result['pairs']} pairs from {result['sequences']} sequences "
+        f"Data: split `{result['split']}`, {result['pairs']} pairs from {first['sequences']} sequences "
         f"(every t with the target present at t and t + {result['gap']}"
         + (", evenly subsampled)." if result["pairs"] < REFERENCE_PAIRS and result.get("split") == "val" else ")."),
         "",
-        "PatchNet weights: " + "; ".join(f"{k}: {v['weights']}" for k, v in result["methods"].items()
+        "PatchNet weights: " + "; ".join(f"{k}: {v['weights']}" for k, v in first["methods"].items()
                                          if "weights" in v) + ".",
         "",
-        "| method | miss rate | mean IoU | ms / match (1 box per call) | ms / box (16 boxes per call) "
-        "| reference | ref. miss rate | ref. mean IoU | ref. ms / match |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "Search windows: PatchNet's weights do not depend on the size of its search window, so the same "
+        "weights run once per window below (a response of R x R cells, a cell being 1/8 of the box, "
+        "reaches +-(R-1)/2 cells around the key box centre); full-template NCC searches exactly the same "
+        "window as PatchNet in each table. KCF*, MOSSE and hold have their own search regions and are run "
+        "identically in every table. **Reachability caps what a windowed matcher can do:** a target whose "
+        "centre at t + gap lies outside the window cannot be found from it, so the reachable share bounds "
+        "the hit rate of PatchNet and NCC from above (targets just beyond the edge aside), whatever the "
+        "quality of the matching.",
     ]
-    for key, r in result["methods"].items():
-        ref = REFERENCE.get(key)
-        refcols = (f"{ref[0]} | {ref[1]:.3f} | {ref[2]:.3f} | {ref[3]:.1f}" if ref else " | | | ")
-        lines.append(
-            f"| {LABELS.get(key, key)} | {r['miss_rate']:.3f} | {r['mean_iou']:.3f} | "
-            f"{_f(r['ms_per_match_b1'], '.2f')} | {_f(r['ms_per_match_b16'], '.2f')} | {refcols} |")
-    not_run = [REFERENCE[k] for k in REFERENCE if k not in result["methods"]]
-    for name, miss, iou, ms in not_run + REFERENCE_ONLY:
-        lines.append(f"| (not run here) | | | | | {name} | {miss:.3f} | {iou:.3f} | {ms:.1f} |")
-    fallbacks = {k: v["fallbacks"] for k, v in result["methods"].items() if v.get("fallbacks")}
+    for run in runs:
+        lines += ["", f"## {window_title(run)}", "", _reach_line(run), ""] + _table(run)
     lines += [
+        "",
+        "## Notes",
         "",
         "Timing: median wall time per match with frames already decoded in memory, every method run "
         "interleaved on the same pairs. \"1 box per call\": PatchNet `encode` + `match` with one box "
@@ -100,20 +149,19 @@ def to_markdown(result: dict, command: str, untrained: bool = False) -> str:
         "region they look at, `init`, the priming `update`, the `update`). \"16 boxes per call\": one "
         "`encode` + one `match` with 16 boxes of one frame (the ground-truth box and 15 boxes of its size "
         "spread over the frame on a 4×4 grid), time divided by 16; baselines do not batch, so their cost "
-        "per box is the 1-box figure. **Ratios between methods in this table are meaningful; absolute "
-        "times are rough** (a small shared CPU, other work running).",
+        "per box is the 1-box figure. **Ratios between methods in one table are meaningful; absolute "
+        "times are rough** (a small shared CPU, other work running; the tables were run one after the "
+        "other, so compare times across tables with care).",
         "",
         "Reference columns: figures measured independently with the authors' public PatchNet code and "
         "weights and with OpenCV, on all 1,291 val pairs at gap 10, on this class of machine (the "
-        "project's reference figures, `../shared/ANCHORS.md`). "
+        "project's reference figures, `../shared/ANCHORS.md`), repeated in every table. "
         + ("This run used the same pairs." if comparable else
            "**This run used other pairs, so the reference columns are only indicative.**")
-        + " The reference NCC searched a window 2× the box; ours searches PatchNet's 1.859× window.",
+        + " The reference PatchNet searched the paper's 7×7 window (1.859× the box) and the reference NCC "
+          "a window 2× the box; ours searches PatchNet's window of each table ("
+        + ", ".join(f"{r['search_scale']:.3f}×" for r in runs) + ").",
     ]
-    if fallbacks:
-        lines += ["", "Key box returned because the tracker reported failure or raised (counted as its answer): "
-                  + ", ".join(f"{k} {v} of {result['methods'][k]['matches']}" for k, v in fallbacks.items())
-                  + " (MOSSE's built-in PSR gate cannot be switched off)."]
     return "\n".join(lines) + "\n"
 
 
@@ -128,33 +176,48 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--max-pairs", type=int, default=None, help="evaluate at most this many pairs (evenly spread)")
     p.add_argument("--methods", default=",".join(METHODS), help=f"comma-separated subset of {','.join(METHODS)}")
     p.add_argument("--weights-dir", default=None, help="where the registry finds weight records")
+    p.add_argument("--response-sizes", default=f"{PAPER_RESPONSE_SIZE},13",
+                   help="comma-separated PatchNet response sizes (odd), one run and one table each; NCC "
+                        "searches the same window (default: 7,13 = 1.86x and 2.61x the box)")
     p.add_argument("--untrained", action="store_true",
                    help="use freshly initialised PatchNet variants (checks the pipeline; not a result)")
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    try:
+        sizes = [int(v) for v in args.response_sizes.split(",") if v.strip()]
+    except ValueError:
+        p.error(f"--response-sizes takes comma-separated odd integers, got {args.response_sizes!r}")
+    if not sizes or any(r < 1 or r % 2 == 0 for r in sizes) or len(set(sizes)) != len(sizes):
+        p.error(f"--response-sizes takes distinct odd positive integers, got {args.response_sizes!r}")
     models = untrained_models(methods) if args.untrained else None
-    result = run_short_range(data_root=args.data, split=args.split, gap=args.gap, methods=methods,
-                             max_pairs=args.max_pairs, models=models, progress=not args.no_progress,
-                             weights_dir=args.weights_dir)
-    if args.untrained:
-        for v in result["methods"].values():
-            if "weights" in v:
-                v["weights"] = "untrained (fresh initialisation)"
+    runs = {}
+    for r in sizes:
+        run = run_short_range(data_root=args.data, split=args.split, gap=args.gap, methods=methods,
+                              max_pairs=args.max_pairs, models=models, progress=not args.no_progress,
+                              weights_dir=args.weights_dir, response_size=r)
+        if args.untrained:
+            for v in run["methods"].values():
+                if "weights" in v:
+                    v["weights"] = "untrained (fresh initialisation)"
+        runs[str(r)] = run
+    first = next(iter(runs.values()))
     command = "python benchmarks/short_range.py" + ("" if not argv else " " + shlex.join(argv))
-    result["command"] = command
+    result = {"gap": first["gap"], "pairs": first["pairs"], "split": first["split"],
+              "response_sizes": sizes, "runs": runs, "command": command}
     for path, text in ((args.json, json.dumps(result, indent=2) + "\n"),
                        (args.md, to_markdown(result, command, args.untrained))):
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
         print(f"wrote {path}")
-    width = max(len(k) for k in result["methods"])
-    for k, v in result["methods"].items():
-        print(f"{k:{width}s}  miss {v['miss_rate']:.3f}  IoU {v['mean_iou']:.3f}  "
-              f"ms b1 {_f(v['ms_per_match_b1'], '7.2f')}  ms b16 {_f(v['ms_per_match_b16'], '6.2f')}")
+    width = max(len(k) for run in runs.values() for k in run["methods"])
+    for run in runs.values():
+        print(f"{window_title(run)}: reachable {run['reachable']:.3f}")
+        for k, v in run["methods"].items():
+            print(f"  {k:{width}s}  miss {v['miss_rate']:.3f}  IoU {v['mean_iou']:.3f}  "
+                  f"ms b1 {_f(v['ms_per_match_b1'], '7.2f')}  ms b16 {_f(v['ms_per_match_b16'], '6.2f')}")
     return result
-
 
 if __name__ == "__main__":
     main()

@@ -193,7 +193,8 @@ def cmd_demo(a: argparse.Namespace) -> int:
 def cmd_short_range(a: argparse.Namespace) -> int:
     from .eval.short_range import run_short_range
 
-    result = run_short_range(_data_root(a.data), a.split, a.gap, a.methods, a.max_pairs)
+    result = run_short_range(_data_root(a.data), a.split, a.gap, a.methods, a.max_pairs,
+                             response_size=a.response_size)
     print_table(dict(result) if isinstance(result, dict) else {"result": result})
     print(f"wrote {_write_json(a.json, result)}", file=sys.stderr)
     return 0
@@ -268,6 +269,9 @@ def build_parser() -> argparse.ArgumentParser:
     sr.add_argument("--json", required=True, metavar="OUT", help="where to write the results")
     sr.add_argument("--methods", nargs="+", default=None, metavar="METHOD", help="methods to compare (default: all)")
     sr.add_argument("--max-pairs", type=int, default=None, metavar="N", help="cap on evaluated pairs (default: all)")
+    sr.add_argument("--response-size", type=int, default=7, metavar="R",
+                    help="PatchNet response size, odd (default: %(default)s = the paper's window, 1.86x the "
+                         "box; 13 = 2.61x, same weights); NCC searches the same window")
     sr.set_defaults(func=cmd_short_range)
     return p
 

@@ -177,7 +177,7 @@ def crop_windows(
     y0 = int(max(0, min(H - 1, float(lo[:, 1].min()) - 1)))
     x1 = int(min(W, max(x0 + 1, float(hi[:, 0].max()) + 2)))
     y1 = int(min(H, max(y0 + 1, float(hi[:, 1].max()) + 2)))
-    roi = frame[:, y0:y1, x0:x1].float() - fill_t
+    roi = frame[:, y0:y1, x0:x1].to(torch.float32, copy=True).sub_(fill_t)  # one ROI-sized buffer
     rh, rw = roi.shape[1], roi.shape[2]
     k = (torch.arange(out_size, dtype=torch.float32) + 0.5) / out_size  # sample centres, 0..1
     xs = lo[:, 0:1] + k[None] * sizes[:, 0:1] - x0  # (B, S) in ROI pixel coordinates

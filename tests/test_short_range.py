@@ -10,9 +10,11 @@ import pytest
 
 from patchnet_zoo.data.readers import Sequence, default_data_root, read_sequences
 from patchnet_zoo.eval.short_range import (
-    BASELINE_METHODS, METHODS, PATCHNET_VARIANTS, load_models, run_short_range, short_range_pairs,
-    untrained_models,
+    BASELINE_METHODS, METHODS, PATCHNET_VARIANTS, build_matchers, load_models, reachable, reachable_share,
+    run_short_range, search_window_scale, short_range_pairs, untrained_models,
 )
+from patchnet_zoo.matching import PatchMatcher
+from patchnet_zoo.models.patchnet import PatchNetGeometry
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -83,6 +85,69 @@ def test_models_by_registry_name_and_errors(crossing):
     assert set(BASELINE_METHODS) | set(PATCHNET_VARIANTS) == set(METHODS)
 
 
+def test_search_window_and_reachability_helpers():
+    assert search_window_scale(7) == pytest.approx(119 / 64)
+    assert search_window_scale(13) == pytest.approx(167 / 64)
+    for bad in (0, 8, -3, 2.5):
+        with pytest.raises(ValueError):
+            search_window_scale(bad)
+    key = np.array([[100.0, 100.0, 80.0, 40.0]] * 5)  # cells: 10 px wide, 5 px high
+    shift = np.array([[0, 0], [34, 0], [36, 0], [0, -17.4], [60, 30]], dtype=float)  # 3.4, 3.6, -3.48, (6, 6) cells
+    target = key.copy()
+    target[:, :2] += shift
+    target[:, 2:] *= 1.3  # a size change around the same centre does not matter ...
+    target[:, :2] -= key[:, 2:] * 0.15
+    assert reachable(key, target, 7).tolist() == [True, True, False, True, False]
+    assert reachable(key, target, 13).tolist() == [True, True, True, True, True]
+    assert reachable(key, target, 1).tolist() == [True, False, False, False, False]
+
+
+def test_pairs_reachable_share_of_the_val_split(val):
+    pairs = short_range_pairs(val, gap=10)
+    shares = [reachable_share(pairs, 10, r) for r in (7, 13)]
+    assert shares == [pytest.approx(0.394, abs=5e-4), pytest.approx(0.581, abs=5e-4)]
+
+
+def test_matchers_follow_the_response_size():
+    models = untrained_models(["patchnet", "no-fourier"])
+    given = {"patchnet": models["patchnet"], "no-fourier": PatchMatcher(models["no-fourier"], min_size=3.0)}
+    for r in (7, 13):
+        matchers, labels, baselines = build_matchers(["patchnet", "no-fourier", "ncc", "kcf", "hold"], given,
+                                                     response_size=r)
+        scale = PatchNetGeometry(8, 8, r).search_scale
+        assert list(matchers) == ["patchnet", "no-fourier"] and list(baselines) == ["ncc", "kcf", "hold"]
+        for m in matchers.values():
+            assert m.model.geometry.response_size == r and m.search_scale == pytest.approx(scale)
+        assert matchers["no-fourier"].min_size == 3.0 and not matchers["no-fourier"].model.fourier
+        assert baselines["ncc"].search_scale == pytest.approx(scale)  # ncc: exactly PatchNet's window
+        assert baselines["ncc"].search_size == PatchNetGeometry(8, 8, r).search_size
+        assert labels == {"patchnet": "given by the caller", "no-fourier": "given by the caller"}
+    # same weights at every size
+    wide = build_matchers(["patchnet"], given, response_size=13)[0]["patchnet"].model
+    assert wide.state_dict().keys() == models["patchnet"].state_dict().keys()
+    assert all(a is b for a, b in zip(wide.parameters(), models["patchnet"].parameters()))
+    with pytest.raises(ValueError):
+        build_matchers(["ncc"], response_size=6)
+
+
+def test_wide_window_run(crossing):
+    common = dict(sequences=crossing, gap=10, max_pairs=3, models=untrained_models(["patchnet"]), progress=False,
+                  methods=["patchnet", "ncc", "hold"])
+    runs = {r: run_short_range(response_size=r, **common) for r in (7, 13)}
+    for r, res in runs.items():
+        json.loads(json.dumps(res))
+        assert res["response_size"] == r and res["pairs"] == 3
+        assert res["search_scale"] == pytest.approx(PatchNetGeometry(8, 8, r).search_scale)
+        assert 0.0 <= res["reachable"] <= 1.0
+        assert list(res["methods"]) == ["patchnet", "ncc", "hold"]
+        assert all(m["matches"] == 3 for m in res["methods"].values())
+    assert runs[13]["reachable"] >= runs[7]["reachable"]
+    assert runs[7]["methods"]["hold"]["miss_rate"] == runs[13]["methods"]["hold"]["miss_rate"]
+    assert runs[13]["methods"]["patchnet"]["ms_per_match_b16"] > 0
+    with pytest.raises(ValueError):
+        run_short_range(response_size=4, **common)
+
+
 def test_benchmark_script_writes_json_and_markdown(tmp_path, val):
     spec = importlib.util.spec_from_file_location("bench_short_range", REPO / "benchmarks" / "short_range.py")
     mod = importlib.util.module_from_spec(spec)
@@ -90,7 +155,46 @@ def test_benchmark_script_writes_json_and_markdown(tmp_path, val):
     js, md = tmp_path / "sr.json", tmp_path / "sr.md"
     mod.main(["--max-pairs", "3", "--methods", "hold,ncc", "--json", str(js), "--md", str(md), "--no-progress"])
     r = json.loads(js.read_text())
-    assert set(r["methods"]) == {"hold", "ncc"} and r["pairs"] == 3
+    assert r["pairs"] == 3 and r["gap"] == 10 and list(r["runs"]) == ["7", "13"]
+    for key, run in r["runs"].items():
+        assert set(run["methods"]) == {"hold", "ncc"} and run["pairs"] == 3
+        assert run["response_size"] == int(key) and 0.0 <= run["reachable"] <= 1.0
+    assert r["runs"]["13"]["reachable"] >= r["runs"]["7"]["reachable"]
     text = md.read_text()
     assert "original PatchNet (authors' weights)" in text and "Ratios between methods" in text
-    assert "--max-pairs 3" in text and f"{r['machine']['cpu_count']} CPUs" in text
+    assert "--max-pairs 3" in text and f"{r['runs']['7']['machine']['cpu_count']} CPUs" in text
+    assert "## Paper window (7x7 response, 1.86x the box)" in text
+    assert "## Wide window (13x13 response, 2.61x the box), same weights" in text
+    assert text.count("Reachable: ") == 2 and "Reachability caps" in text
+    assert "119/64 window" in text and "167/64 window" in text and "UNTRAINED" not in text
+
+
+def test_benchmark_script_untrained_one_size(tmp_path, crossing):
+    spec = importlib.util.spec_from_file_location("bench_short_range", REPO / "benchmarks" / "short_range.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    js, md = tmp_path / "sr.json", tmp_path / "sr.md"
+    mod.main(["--max-pairs", "2", "--methods", "patchnet,hold", "--response-sizes", "13", "--untrained",
+              "--json", str(js), "--md", str(md), "--no-progress"])
+    r = json.loads(js.read_text())
+    assert list(r["runs"]) == ["13"]
+    assert r["runs"]["13"]["methods"]["patchnet"]["weights"] == "untrained (fresh initialisation)"
+    text = md.read_text()
+    assert text.startswith("# Short-range") and "UNTRAINED" in text and "Paper window" not in text
+    with pytest.raises(SystemExit):
+        mod.main(["--response-sizes", "7,8", "--json", str(js), "--md", str(md)])
+
+
+def test_cli_response_size(tmp_path, crossing):
+    from patchnet_zoo.cli import build_parser, main
+
+    a = build_parser().parse_args(["benchmark", "short-range", "--json", "x.json"])
+    assert a.response_size == 7
+    out = tmp_path / "cli.json"
+    rc = main(["benchmark", "short-range", "--json", str(out), "--methods", "ncc", "hold", "--max-pairs", "2",
+               "--response-size", "13"])
+    assert rc == 0
+    r = json.loads(out.read_text())
+    assert set(r["methods"]) == {"ncc", "hold"}
+    assert r["response_size"] == 13 and r["search_scale"] == pytest.approx(167 / 64) and 0 <= r["reachable"] <= 1
+    assert main(["benchmark", "short-range", "--json", str(out), "--methods", "hold", "--response-size", "4"]) == 2

@@ -10,6 +10,18 @@ reweighting, no box regression), ``no-fourier``, ``no-box-regression``, and the 
 ``patchnet_zoo.baselines``: ``ncc``, ``kcf`` (KCF with its failure gate off, primed), ``mosse``,
 ``hold``.
 
+Search window (``response_size`` R, odd, default 7 = the paper's): every PatchNet variant runs as
+``PatchMatcher(model, response_size=R)`` -- the weights do not depend on the search size, so R = 13
+searches a window 167/64 = 2.61x the box (+-6 cells = +-75 % of the box) with the same weights -- and
+``ncc`` searches exactly the same window (``search_scale = PatchNetGeometry(8, 8, R).search_scale``:
+119/64 = 1.86x the box at R = 7). KCF*, MOSSE and hold keep their own search regions.
+
+Reachability: ``reachable`` is the share of the evaluated pairs whose target centre at t + gap lies
+within +-(R // 2) cells of the key box centre on both axes (a cell is 1/8 of the key box's side;
+``round(|dc| / cell) <= R // 2``, rounded as in ``losses.search_targets``). A matcher that only looks
+inside the window cannot find the other pairs' targets, so ``1 - reachable`` is (up to targets just
+beyond the window's edge) a floor on the miss rate of PatchNet and NCC.
+
 Timing (every figure is wall time on frames already decoded in memory):
 
 * ``ms_per_match_b1``: per pair, one call of the method's own implementation. For PatchNet this is
@@ -42,21 +54,30 @@ from ..baselines import create_baseline
 from ..data.readers import Sequence, default_data_root, read_sequences
 from ..geometry import box_iou
 from ..matching import PatchMatcher
-from ..models.patchnet import PatchNet
+from ..models.patchnet import PatchNet, PatchNetGeometry
 
 __all__ = [
     "MISS_IOU",
+    "PAPER_RESPONSE_SIZE",
     "PATCHNET_VARIANTS",
     "BASELINE_METHODS",
     "METHODS",
     "short_range_pairs",
+    "search_window_scale",
+    "reachable",
+    "reachable_share",
     "load_models",
+    "build_matchers",
     "untrained_models",
     "run_short_range",
     "machine_info",
 ]
 
 MISS_IOU = 0.7
+#: the paper's response size: +-3 cells = +-37.5 % of the box, a window 119/64 = 1.86x the box
+PAPER_RESPONSE_SIZE = 7
+#: response cells per box side (PatchNet's N = 8 patches per side)
+CELLS_PER_BOX = 8
 
 #: method key -> (registry name, PatchNet arguments of the ablation)
 PATCHNET_VARIANTS: "OrderedDict[str, tuple[str, dict]]" = OrderedDict([
@@ -98,6 +119,49 @@ def _subsample(pairs: list, max_pairs: int | None) -> list:
     return [pairs[i] for i in idx]
 
 
+# ---------------------------------------------------------------------------------- search window
+def _check_response_size(response_size) -> int:
+    if isinstance(response_size, bool) or int(response_size) != response_size:
+        raise ValueError(f"response_size must be an odd positive integer, got {response_size!r}")
+    r = int(response_size)
+    if r < 1 or r % 2 == 0:
+        raise ValueError(f"response_size must be an odd positive integer, got {response_size!r}")
+    return r
+
+
+def search_window_scale(response_size: int = PAPER_RESPONSE_SIZE) -> float:
+    """Search window side / box side of PatchNet (K = 8, N = 8) with an R x R response: 119/64 at 7,
+    167/64 at 13. PatchNet and ``ncc`` both search this window in the benchmark."""
+    return PatchNetGeometry(8, 8, _check_response_size(response_size)).search_scale
+
+
+def reachable(key_boxes, target_boxes, response_size: int = PAPER_RESPONSE_SIZE) -> np.ndarray:
+    """Per pair: does the target centre lie within +-(R // 2) response cells of the key box centre?
+
+    ``key_boxes``, ``target_boxes``: (B, 4) x,y,w,h. A cell is 1/8 of the key box's side; the
+    displacement is rounded to whole cells as in ``losses.search_targets`` (half to even), and both
+    axes must satisfy ``round(|dc| / cell) <= R // 2``.
+    """
+    r = _check_response_size(response_size)
+    key = np.asarray(key_boxes, dtype=np.float64).reshape(-1, 4)
+    tgt = np.asarray(target_boxes, dtype=np.float64).reshape(-1, 4)
+    if key.shape != tgt.shape:
+        raise ValueError(f"{len(key)} key boxes but {len(tgt)} target boxes")
+    cell = key[:, 2:] / CELLS_PER_BOX
+    dc = (tgt[:, :2] + tgt[:, 2:] / 2) - (key[:, :2] + key[:, 2:] / 2)
+    return (np.round(np.abs(dc) / cell) <= r // 2).all(1)
+
+
+def reachable_share(pairs: TypingSequence[tuple[Sequence, int]], gap: int,
+                    response_size: int = PAPER_RESPONSE_SIZE) -> float:
+    """Share of the ``(sequence, t)`` pairs whose target at ``t + gap`` is ``reachable`` from ``t``."""
+    if not pairs:
+        raise ValueError("no pairs")
+    key = np.stack([np.asarray(seq.boxes[t], dtype=np.float64) for seq, t in pairs])
+    tgt = np.stack([np.asarray(seq.boxes[t + gap], dtype=np.float64) for seq, t in pairs])
+    return float(np.mean(reachable(key, tgt, response_size)))
+
+
 # ------------------------------------------------------------------------------------------ models
 def untrained_models(methods: TypingSequence[str] | None = None, seed: int = 0) -> dict[str, PatchNet]:
     """Freshly initialised PatchNet variants: for checking that the pipeline runs, not for results."""
@@ -107,29 +171,41 @@ def untrained_models(methods: TypingSequence[str] | None = None, seed: int = 0) 
 
 
 def load_models(methods: TypingSequence[str], models: Mapping | None = None,
-                weights_dir: str | Path | None = None) -> tuple[dict[str, PatchMatcher], dict[str, str]]:
+                weights_dir: str | Path | None = None, response_size: int | None = PAPER_RESPONSE_SIZE,
+                ) -> tuple[dict[str, PatchMatcher], dict[str, str]]:
     """A ``PatchMatcher`` for every PatchNet variant in ``methods``, and a label of where it came from.
 
     ``models`` may map a method key (``"no-fourier"``) or its registry name
     (``"patchnet_no_fourier"``) to a ``PatchNet``, a ``PatchMatcher`` or the path of a safetensors
     file. Variants not given are loaded with ``registry.create_model(name, pretrained=True)``
     (records looked up in ``weights_dir`` when given).
+
+    Every matcher searches a ``response_size`` x ``response_size`` response (same weights; a given
+    ``PatchMatcher`` is rebuilt around its model). ``None`` keeps each model's own response size.
     """
+    if response_size is not None:
+        response_size = _check_response_size(response_size)
     models = dict(models or {})
     out, labels = {}, {}
+
+    def wrap(model) -> PatchMatcher:
+        return PatchMatcher(model, response_size=response_size)
+
     for key in methods:
         if key not in PATCHNET_VARIANTS:
             continue
         reg_name, _ = PATCHNET_VARIANTS[key]
         given = models.get(key, models.get(reg_name))
         if isinstance(given, PatchMatcher):
-            out[key], labels[key] = given, "given by the caller"
+            out[key] = (given if response_size is None else
+                        PatchMatcher(given.model, min_size=given.min_size, response_size=response_size))
+            labels[key] = "given by the caller"
         elif isinstance(given, torch.nn.Module):
-            out[key], labels[key] = PatchMatcher(given), "given by the caller"
+            out[key], labels[key] = wrap(given), "given by the caller"
         elif given is not None:  # a weights file
             from ..registry import create_model
 
-            out[key] = PatchMatcher(create_model(reg_name, weights_path=given, weights_dir=weights_dir))
+            out[key] = wrap(create_model(reg_name, weights_path=given, weights_dir=weights_dir))
             labels[key] = f"{reg_name} from {Path(given).name}"
         else:
             try:
@@ -147,8 +223,28 @@ def load_models(methods: TypingSequence[str], models: Mapping | None = None,
                 raise FileNotFoundError(
                     f"no trained weights for {key!r} ({reg_name}): {str(e).rstrip('.')}. Pass models={{...}} or a weights "
                     f"dir, or leave the method out.") from e
-            out[key] = PatchMatcher(model)
+            out[key] = wrap(model)
     return out, labels
+
+
+def build_matchers(methods: TypingSequence[str], models: Mapping | None = None,
+                   weights_dir: str | Path | None = None, response_size: int = PAPER_RESPONSE_SIZE,
+                   ) -> tuple[dict[str, PatchMatcher], dict[str, str], dict]:
+    """Everything ``run_short_range`` runs: ``(patchnet_matchers, weight_labels, baselines)``.
+
+    PatchNet variants come from ``load_models`` with a ``response_size`` x ``response_size``
+    response; ``ncc`` searches the same window (``search_window_scale(response_size)``); ``kcf``,
+    ``mosse`` and ``hold`` are built with their defaults (their own search regions).
+    """
+    response_size = _check_response_size(response_size)
+    matchers, labels = load_models(methods, models, weights_dir, response_size=response_size)
+    baselines = {}
+    for m in methods:
+        if m == "ncc":
+            baselines[m] = create_baseline(m, search_scale=search_window_scale(response_size))
+        elif m in BASELINE_METHODS:
+            baselines[m] = create_baseline(m)
+    return matchers, labels, baselines
 
 
 # ------------------------------------------------------------------------------------------ timing
@@ -215,10 +311,12 @@ def run_short_range(
     weights_dir: str | Path | None = None,
     sequences: TypingSequence[Sequence] | None = None,
     seed: int = 0,
+    response_size: int = PAPER_RESPONSE_SIZE,
 ) -> dict:
     """Run the short-range benchmark and return a JSON-ready dict::
 
-        {"gap": 10, "pairs": N, "split": "val",
+        {"gap": 10, "pairs": N, "split": "val", "response_size": 7, "search_scale": 1.859,
+         "reachable": 0.394,
          "methods": {"patchnet": {"miss_rate", "mean_iou", "ms_per_match_b1", "ms_per_match_b16",
                                   "ms_per_match_b1_mean", "matches", "weights"}, ...,
                      "kcf": {..., "ms_per_match_b16": None, "fallbacks": k}, ...},
@@ -236,7 +334,12 @@ def run_short_range(
         weights_dir: where the registry looks for weight records.
         sequences: evaluate these sequences instead of reading ``data_root``/``split``.
         seed: seed of the b16 box jitter.
+        response_size: PatchNet's response size R (odd; 7 = the paper's window, 1.86x the box; 13 =
+            2.61x the box, same weights). ``ncc`` searches the same window. ``search_scale`` in the
+            result is that window's side / box side, ``reachable`` the share of pairs whose target
+            centre at t + gap lies within it (see the module docstring).
     """
+    response_size = _check_response_size(response_size)
     methods = list(METHODS if methods is None else methods)
     unknown = [m for m in methods if m not in METHODS]
     if unknown:
@@ -252,12 +355,14 @@ def run_short_range(
     if tune_cpu_allocator is not None:
         tune_cpu_allocator()
     try:
-        return _run(data_root, split, gap, methods, max_pairs, models, progress, weights_dir, sequences, seed)
+        return _run(data_root, split, gap, methods, max_pairs, models, progress, weights_dir, sequences, seed,
+                    response_size)
     finally:
         torch.set_num_threads(prev_threads)
 
 
-def _run(data_root, split, gap, methods, max_pairs, models, progress, weights_dir, sequences, seed) -> dict:
+def _run(data_root, split, gap, methods, max_pairs, models, progress, weights_dir, sequences, seed,
+         response_size) -> dict:
     from tqdm.auto import tqdm
 
     split_label = None if sequences is not None or split is None else Path(str(split)).name
@@ -266,8 +371,7 @@ def _run(data_root, split, gap, methods, max_pairs, models, progress, weights_di
     pairs = _subsample(short_range_pairs(sequences, gap), max_pairs)
     if not pairs:
         raise ValueError(f"no pairs with the target present at t and t+{gap}")
-    matchers, weight_labels = load_models(methods, models, weights_dir)
-    baselines = {m: create_baseline(m) for m in methods if m in BASELINE_METHODS}
+    matchers, weight_labels, baselines = build_matchers(methods, models, weights_dir, response_size)
 
     def run_one(m: str, key_frame, key_box, frame) -> np.ndarray:
         if m in matchers:
@@ -285,7 +389,8 @@ def _run(data_root, split, gap, methods, max_pairs, models, progress, weights_di
     times_b16 = {m: [] for m in methods if m in matchers}
     rng = np.random.default_rng(seed)
     warmed = False
-    bar = tqdm(total=len(pairs), desc=f"short-range gap {gap}", disable=not progress, unit="pair")
+    bar = tqdm(total=len(pairs), desc=f"short-range gap {gap}, {response_size}x{response_size}",
+               disable=not progress, unit="pair")
     try:
         for seq, ts in grouped.values():
             cache: dict[int, np.ndarray] = {}
@@ -344,6 +449,9 @@ def _run(data_root, split, gap, methods, max_pairs, models, progress, weights_di
         "split": split_label,  # None when the caller passed its own sequences
         "sequences": len(grouped),
         "miss_iou": MISS_IOU,
+        "response_size": response_size,
+        "search_scale": search_window_scale(response_size),  # PatchNet's and ncc's window / box
+        "reachable": reachable_share(pairs, gap, response_size),
         "methods": dict(results),
         "timing": {
             "statistic": "median wall time per match; frames decoded in memory beforehand",

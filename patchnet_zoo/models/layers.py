@@ -171,30 +171,38 @@ class SparseOffsetConv(nn.Module):
         # input coordinate (min, max) feeding each output coordinate
         src = torch.tensor([[0, 2], [1, 3], [0, 2], [1, 3]])
         self.register_buffer("src", src, persistent=False)
+        # flat positions of every stored weight inside a dense (P, out, tap, in) tensor, in row-major
+        # and in tap-major parent order: one scatter builds the dense weight, no Python loop
+        inverse = torch.empty_like(self.parent_order)
+        inverse[self.parent_order] = torch.arange(parents)
+        p_idx, o_idx, t_idx, m_idx = torch.meshgrid(
+            torch.arange(parents), torch.arange(4), torch.arange(4), torch.arange(2), indexing="ij")
+        in_idx = src[o_idx, m_idx]
+        for name, rows in (("dense_index", p_idx), ("dense_index_fast", inverse[p_idx])):
+            flat = ((rows * 4 + o_idx) * 4 + t_idx) * 4 + in_idx
+            self.register_buffer(name, flat.flatten(), persistent=False)
 
     @property
     def parents(self) -> int:
         return self.weight.shape[0]
 
+    def _scatter(self, index: torch.Tensor) -> torch.Tensor:
+        dense = self.weight.new_zeros(self.parents * 64)
+        return dense.index_copy(0, index, self.weight.flatten()).view(self.parents, 4, 4, 4)
+
     def dense_weight(self) -> torch.Tensor:
-        """(P, 4 out coords, 4 taps, 4 in coords) with zeros where the axes differ."""
-        w = self.weight.new_zeros(self.parents, 4, 4, 4)
-        for o in range(4):
-            w[:, o, :, self.src[o, 0]] = self.weight[:, o, :, 0]
-            w[:, o, :, self.src[o, 1]] = self.weight[:, o, :, 1]
-        return w
+        """(P, 4 out coords, 4 taps, 4 in coords) with zeros where the axes differ (row-major parents)."""
+        return self._scatter(self.dense_index)
 
     def forward(self, off: torch.Tensor) -> torch.Tensor:
         """off: (H, W, B, C_in, 4) in tap-major order -> (H-4, W-4, B, P, 4) in tap-major order."""
         h, w, b, c, _ = off.shape
         ho, wo = h - TAP_SPACING, w - TAP_SPACING
         o6 = off.view(h, w, b, 4, self.parents, 4)
-        dw = self.dense_weight()[self.parent_order]  # (P, out, tap, in)
-        out = self.bias[self.parent_order]
-        for t, (i, j) in enumerate(TAPS):
-            child = o6[TAP_SPACING * i : TAP_SPACING * i + ho, TAP_SPACING * j : TAP_SPACING * j + wo, :, t]
-            out = out + torch.einsum("hwbpi,poi->hwbpo", child, dw[:, :, t])
-        return out
+        taps = torch.stack([o6[TAP_SPACING * i : TAP_SPACING * i + ho, TAP_SPACING * j : TAP_SPACING * j + wo, :, t]
+                            for t, (i, j) in enumerate(TAPS)], 3)  # (ho, wo, B, tap, P, in)
+        out = torch.einsum("hwbtpi,poti->hwbpo", taps, self._scatter(self.dense_index_fast))
+        return out + self.bias[self.parent_order]
 
     def dense_kernel(self, in_parents: int) -> torch.Tensor:
         """Equivalent dense (P*4, C_in*4, 5, 5) kernel over channel = patch*4 + coord."""
