@@ -7,6 +7,9 @@
     patchnet-zoo flops [--model NAME] [--json OUT]
     patchnet-zoo demo [--out DIR] [--data DIR] [--sequence NAME]
     patchnet-zoo benchmark short-range [--data DIR] [--split FILE] --gap 10 --json OUT
+    patchnet-zoo benchmark ope [--data DIR] [--split FILE] --tracker SPEC [--key-frame-interval N]
+                               [--inter METHOD] [--conf-threshold T] --json OUT
+    patchnet-zoo track VIDEO --box x,y,w,h [--tracker SPEC] [--key-frame-interval N] [--inter METHOD] --out DIR
 
 Data: ``--data DIR``, else ``$PATCHNET_ZOO_DATA``, else ``../shared/data``. Failures that are the
 user's to fix (unknown model, missing file, bad data) print one line to stderr and exit with 2;
@@ -273,6 +276,10 @@ def build_parser() -> argparse.ArgumentParser:
                     help="PatchNet response size, odd (default: %(default)s = the paper's window, 1.86x the "
                          "box; 13 = 2.61x, same weights); NCC searches the same window")
     sr.set_defaults(func=cmd_short_range)
+    from .tracking_cli import add_ope_parser, add_track_parser  # light: the commands import the rest
+
+    add_ope_parser(bsub, DATA_HELP)
+    add_track_parser(sub)
     return p
 
 

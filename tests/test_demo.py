@@ -15,7 +15,7 @@ from patchnet_zoo.models.patchnet import PatchNet
 
 def test_run_demo_writes_video_metrics_and_plot(data_root, tmp_path, capsys):
     out = tmp_path / "demo"
-    result = run_demo(out, data_root=data_root, weights=PatchNet(), show_progress=False)
+    result = run_demo(out, data_root=data_root, sequence="sot/Crossing", weights=PatchNet(), show_progress=False)
     video, plot, metrics_file = (Path(result[k]) for k in ("video", "plot", "metrics_file"))
     for path in (video, plot, metrics_file):
         assert path.is_file() and path.parent == out
@@ -93,3 +93,10 @@ def test_sequence_metrics_definitions():
     assert np.isnan(m["iou"][2])
     assert m["precision_20"] == pytest.approx(2 / 3) and m["mean_iou"] == pytest.approx(2 / 3)
     assert m["success_auc"] == pytest.approx((2 / 3 * 20 + 0) / 21 + 0 / 21)
+
+
+def test_demo_default_runs_the_shipped_weights_on_surfer(data_root, tmp_path):
+    # what `make demo` runs: the packaged PatchNet weights on the default val clip (first 80 frames)
+    result = run_demo(tmp_path, data_root=data_root, max_frames=80, show_progress=False, verbose=False)
+    assert result["sequence"] == "Surfer" and result["frames"] == 80
+    assert result["success_auc"] > 0.5 and result["precision_20"] > 0.8

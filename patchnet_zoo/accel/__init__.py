@@ -1,0 +1,34 @@
+"""Acceleration: run an expensive model on key frames only and PatchNet in between.
+
+* ``accelerate(tracker, key_frame_interval=4)`` -- any single-object tracker (OpenCV, got10k,
+  pysot, pytracking, a callable or a name such as ``"nanotrack"``) as a ``SkipFrameTracker``.
+* ``adapt_tracker`` and the adapter classes -- one ``init(image, box)`` / ``update(image) -> box``
+  interface (RGB frames, x,y,w,h 0-based boxes) over the common tracker conventions.
+
+Importing this package is light: OpenCV and torch load when a tracker first needs them.
+"""
+from .skip_frame_tracker import INTER_METHODS, SkipFrameTracker, accelerate
+from .tracker_adapters import (
+    CallableAdapter,
+    Got10kAdapter,
+    OpenCVAdapter,
+    PysotAdapter,
+    PytrackingAdapter,
+    SingleObjectTracker,
+    adapt_tracker,
+    convert_box,
+)
+
+__all__ = [
+    "accelerate",
+    "SkipFrameTracker",
+    "INTER_METHODS",
+    "adapt_tracker",
+    "SingleObjectTracker",
+    "Got10kAdapter",
+    "PysotAdapter",
+    "PytrackingAdapter",
+    "OpenCVAdapter",
+    "CallableAdapter",
+    "convert_box",
+]

@@ -1,0 +1,130 @@
+"""``patchnet-zoo track`` on a real TLD video file, its outputs, and its one-line errors (exit 2);
+``patchnet-zoo benchmark ope`` end to end on a few frames."""
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+
+from patchnet_zoo import cli
+from patchnet_zoo.tracking_cli import parse_box
+
+MAX_FRAMES = 20
+
+
+@pytest.fixture(scope="module")
+def tld_video(data_root):
+    video = data_root / "videos" / "tld" / "pedestrian1.mpg"
+    if not video.is_file():
+        pytest.skip(f"no TLD video at {video}")
+    first = video.with_suffix(".txt").read_text().splitlines()[0]
+    return video, ",".join(first.split(",")[:4])
+
+
+def _video_frames(path) -> int:
+    import cv2
+
+    cap = cv2.VideoCapture(str(path))
+    n = 0
+    while cap.read()[0]:
+        n += 1
+    cap.release()
+    return n
+
+
+def _read_results(path):
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    return rows
+
+
+def test_track_writes_video_results_and_summary(tld_video, tmp_path, capsys):
+    pytest.importorskip("patchnet_zoo.trackers.opencv_trackers")
+    video, box = tld_video
+    out = tmp_path / "out"
+    rc = cli.main(["track", str(video), "--box", box, "--tracker", "kcf", "--max-frames", str(MAX_FRAMES),
+                   "--out", str(out), "--no-progress"])
+    assert rc == 0, capsys.readouterr().err
+    rows = _read_results(out / "results.csv")
+    assert list(rows[0]) == ["frame", "x", "y", "w", "h", "key_frame", "confidence"]
+    assert [int(r["frame"]) for r in rows] == list(range(MAX_FRAMES))
+    assert np.allclose([float(rows[0][k]) for k in "xywh"], [float(v) for v in box.split(",")])
+    assert all(r["key_frame"] == "1" for r in rows)  # a per-frame tracker: every frame is a key frame
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["frames"] == MAX_FRAMES and summary["key_frames"] == MAX_FRAMES
+    assert summary["outputs"]["video"] in ("annotated.mp4", "annotated.avi")
+    assert _video_frames(out / summary["outputs"]["video"]) == MAX_FRAMES
+    printed = capsys.readouterr().out
+    assert "results.csv" in printed and "summary.json" in printed
+
+
+def test_track_skip_frame_marks_key_frames(tld_video, tmp_path):
+    pytest.importorskip("patchnet_zoo.trackers.opencv_trackers")
+    pytest.importorskip("patchnet_zoo.accel.skip_frame_tracker")
+    video, box = tld_video
+    out = tmp_path / "skip"
+    rc = cli.main(["track", str(video), "--box", box, "--tracker", "kcf", "--key-frame-interval", "4",
+                   "--inter", "hold", "--max-frames", str(MAX_FRAMES), "--out", str(out), "--no-progress"])
+    assert rc == 0
+    keys = [r["key_frame"] == "1" for r in _read_results(out / "results.csv")]
+    assert keys[0] and sum(keys) == MAX_FRAMES // 4 and not all(keys)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["effective_interval"] == pytest.approx(4.0)
+
+
+@pytest.mark.parametrize("box", ["1,2,3", "a,b,c,d", "1,2,0,5", "1,2,-3,4", "nan,1,2,3", "1,2,3,4,5"])
+def test_bad_box_exits_2_with_one_line(box, tld_video, tmp_path, capsys):
+    video, _ = tld_video
+    rc = cli.main(["track", str(video), f"--box={box}", "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2
+    assert len(err) == 1 and err[0].startswith("patchnet-zoo: error: --box must be x,y,w,h")
+    assert not (tmp_path / "o").exists()
+
+
+def test_box_outside_the_frame_exits_2(tld_video, tmp_path, capsys):
+    video, _ = tld_video
+    rc = cli.main(["track", str(video), "--box", "5000,10,20,20", "--out", str(tmp_path / "o")])
+    assert rc == 2 and "outside the first frame" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("content", [b"", b"\x00\x01 not a video " * 200])
+def test_unreadable_video_exits_2(content, tmp_path, capsys):
+    bad = tmp_path / "broken.mp4"
+    bad.write_bytes(content)
+    rc = cli.main(["track", str(bad), "--box", "1,2,3,4", "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and err[-1].startswith("patchnet-zoo: error: cannot decode video")
+
+
+def test_missing_video_exits_2(tmp_path, capsys):
+    rc = cli.main(["track", str(tmp_path / "nope.mpg"), "--box", "1,2,3,4", "--out", str(tmp_path / "o")])
+    assert rc == 2 and "no video file" in capsys.readouterr().err
+
+
+def test_parse_box():
+    assert parse_box("1, 2.5,3,4") == [1.0, 2.5, 3.0, 4.0]
+    with pytest.raises(ValueError):
+        parse_box("1,2,3,inf")
+
+
+def test_help_lists_the_options(capsys):
+    for argv, expected in ((["track", "--help"], "--box"), (["benchmark", "ope", "--help"], "--key-frame-interval")):
+        with pytest.raises(SystemExit) as e:
+            cli.main(argv)
+        assert e.value.code == 0 and expected in capsys.readouterr().out
+
+
+def test_benchmark_ope_writes_json(data_root, tmp_path, capsys):
+    pytest.importorskip("patchnet_zoo.trackers.opencv_trackers")
+    split = tmp_path / "two.txt"
+    split.write_text("sot/Crossing\nsot/bag\n")
+    out = tmp_path / "ope.json"
+    rc = cli.main(["benchmark", "ope", "--data", str(data_root), "--split", str(split), "--tracker", "mosse",
+                   "--max-frames", "10", "--json", str(out)])
+    assert rc == 0, capsys.readouterr().err
+    r = json.loads(out.read_text())
+    assert {"success", "precision", "fps", "effective_interval", "per_sequence"} <= set(r)
+    assert set(r["per_sequence"]) == {"Crossing", "bag"} and r["frames"] == 20
