@@ -361,7 +361,7 @@ def to_markdown(result: dict, command: str) -> str:
         f"Command: `{command}`",
         "",
         f"Machine: {m.get('cpu', m.get('machine', '?'))}, {m['cpu_count']} CPUs, no GPU; torch {m['torch']} "
-        f"on {m['torch_threads']} threads, OpenCV {m.get('opencv', '?')} ({m.get('opencv_threads', '?')} threads), "
+        f"on {m['torch_threads']} thread(s), OpenCV {m.get('opencv', '?')} ({m.get('opencv_threads', '?')} thread(s)), "
         f"Python {m['python']}. Load average (1, 5, 15 min) at the start: {result.get('load_start')}, at the end: "
         f"{result.get('load_end')}; {result.get('wall_seconds', 0) / 60:.1f} min in all.",
         "",

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "list_models", "create_model", "PatchNet"]
+__all__ = ["__version__", "list_models", "create_model", "PatchNet", "accelerate"]
 
 _LAZY = {
     "list_models": ("patchnet_zoo.registry", "list_models"),
     "create_model": ("patchnet_zoo.registry", "create_model"),
     "PatchNet": ("patchnet_zoo.models.patchnet", "PatchNet"),
+    "accelerate": ("patchnet_zoo.accel", "accelerate"),
 }
 
 

@@ -260,7 +260,8 @@ def build_parser() -> argparse.ArgumentParser:
     d.set_defaults(func=cmd_demo)
 
     b = sub.add_parser("benchmark", help="benchmarks that regenerate the result tables",
-                       description="Benchmarks. Run `patchnet-zoo benchmark short-range --help`.")
+                       description="Benchmarks. Run `patchnet-zoo benchmark short-range --help` or "
+                                           "`patchnet-zoo benchmark ope --help`.")
     bsub = b.add_subparsers(dest="benchmark", metavar="BENCHMARK", required=True)
     sr = bsub.add_parser("short-range", help="miss rate of box propagation over a fixed frame gap",
                          description="Short-range matching: propagate the ground-truth box GAP frames ahead "

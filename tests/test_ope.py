@@ -206,3 +206,26 @@ def test_run_ope_many_interleaves_and_matches_run_ope(val_sequences):
     assert many["hold"]["success"] == pytest.approx(alone["success"])
     assert many["hold"]["precision"] == pytest.approx(alone["precision"])
     assert many["skip"]["key_frames"] == 2 * 4  # 12 frames: keys at 0, 3, 6, 9
+
+
+class Flaky(Hold):
+    """Raises on every third update."""
+
+    def init(self, image, box):
+        super().init(image, box)
+        self.calls = 0
+
+    def update(self, image):
+        self.calls += 1
+        if self.calls % 3 == 0:
+            raise RuntimeError("lost it")
+        return super().update(image)
+
+
+def test_a_raising_update_counts_as_a_miss_and_the_run_goes_on():
+    seq = _synthetic_sequence(10)
+    with pytest.warns(UserWarning, match="update raised on 3 frame"):
+        r = run_ope(Flaky, [seq], progress=False, warmup=False)
+    ps = r["per_sequence"]["synthetic"]
+    assert ps["update_errors"] == 3 and "lost it" in ps["first_error"]
+    assert r["frames"] == 10

@@ -296,7 +296,8 @@ class SkipFrameTracker(SingleObjectTracker):
         try:
             out = self.base.update(image)
             problem = _box_problem(out, hw)
-            if problem is None and getattr(self.base, "ok", True) is False:
+            reported_ok = getattr(self.base, "ok", True)
+            if problem is None and reported_ok is not None and not reported_ok:
                 problem = ("target lost", f"the tracker reported a loss (box {np.asarray(out).tolist()})")
         except Exception as e:  # noqa: BLE001
             problem = ("update raised", f"{type(e).__name__}: {e}")

@@ -30,6 +30,10 @@ machine's load hit them alike and their speed ratios stay meaningful. One short 
 run on the first frames of the first sequence precedes the timing, so one-off costs (loading an
 ONNX net, the first allocation of buffers) are not charged to the first sequence.
 
+A tracker whose ``update`` raises has no answer for that frame: the frame counts as a miss (as
+a NaN box does), the run goes on, and ``per_sequence[name]`` notes ``update_errors`` with the first
+message (``init`` errors are raised).
+
 Key frames: a tracker with ``last_was_key`` (``accel.SkipFrameTracker``) reports after every update
 whether its base tracker ran on that frame; the ``init`` frame is a key frame. A plain tracker runs
 on every frame, so all its frames are key frames (effective interval 1). ``effective_interval`` =
@@ -51,6 +55,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from typing import Any, Callable, Iterable, Mapping
 
 import numpy as np
@@ -295,8 +300,13 @@ def _track_sequence(tracker, frames: list, gt: np.ndarray) -> dict:
     t0 = perf()
     tracker.init(frames[start], gt[start].copy())
     skip = _is_skip_frame(tracker)
+    errors: list[str] = []
     for i in range(start + 1, n):
-        box = tracker.update(frames[i])
+        try:
+            box = tracker.update(frames[i])
+        except Exception as e:  # noqa: BLE001 - a tracker that raises has no answer for this frame
+            errors.append(f"frame {i}: {type(e).__name__}: {e}")
+            box = None
         pred[i] = np.asarray(box, dtype=np.float64).reshape(4) if box is not None else np.nan
         keys[i] = bool(tracker.last_was_key) if skip else True
         confs[i] = _confidence(tracker)
@@ -304,7 +314,8 @@ def _track_sequence(tracker, frames: list, gt: np.ndarray) -> dict:
     keys[start] = True
     confs[start] = 1.0
     pred[start] = gt[start]
-    return {"pred": pred, "keys": keys, "confidences": confs, "seconds": seconds, "start": start}
+    return {"pred": pred, "keys": keys, "confidences": confs, "seconds": seconds, "start": start,
+            "errors": errors}
 
 
 def _warmup(tracker_factory, frames: list, gt: np.ndarray) -> None:
@@ -315,7 +326,10 @@ def _warmup(tracker_factory, frames: list, gt: np.ndarray) -> None:
     tracker = tracker_factory()
     tracker.init(frames[start], gt[start].copy())
     for i in range(start + 1, min(len(frames), start + 1 + WARMUP_FRAMES)):
-        tracker.update(frames[i])
+        try:
+            tracker.update(frames[i])
+        except Exception:  # noqa: BLE001 - the timed run reports it
+            break
 
 
 _STAT_KEYS = ("base_seconds", "inter_seconds", "forced_by_confidence", "base_failures")
@@ -389,6 +403,11 @@ class _Accumulator:
         }
         if seq_skip and forced:
             entry["forced_by_confidence"] = forced
+        if run["errors"]:
+            entry["update_errors"] = len(run["errors"])
+            entry["first_error"] = run["errors"][0][:300]
+            warnings.warn(f"{name}: update raised on {len(run['errors'])} frame(s), scored as misses; first: "
+                          f"{run['errors'][0][:300]}", stacklevel=3)
         self.per_sequence[name] = entry
         if self.keep_predictions:
             self.predictions[name] = {"boxes": run["pred"], "key_frames": run["keys"],
