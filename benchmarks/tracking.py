@@ -31,6 +31,7 @@ try:
 except ImportError:  # run from a checkout without installing
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from patchnet_zoo.eval.machine import machine_info  # noqa: E402
 from patchnet_zoo.data.readers import default_data_root, read_sequences  # noqa: E402
 from patchnet_zoo.eval.ope import build_tracker_factory, curves_for_plot, run_ope_many  # noqa: E402
 from patchnet_zoo.eval.otb import plot_success_precision  # noqa: E402
@@ -86,31 +87,6 @@ DONE_MIN_SPEEDUP = 1.8
 
 
 # ------------------------------------------------------------------------------------------ helpers
-def machine_info() -> dict:
-    import platform
-
-    import torch
-
-    info = {"cpu_count": os.cpu_count(), "machine": platform.machine(), "python": platform.python_version(),
-            "torch": torch.__version__, "torch_threads": torch.get_num_threads()}
-    try:
-        import cv2
-
-        info["opencv"] = cv2.__version__
-        info["opencv_threads"] = cv2.getNumThreads()
-    except ImportError:
-        pass
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    info["cpu"] = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return info
-
-
 def _load() -> list[float] | None:
     try:
         return [round(v, 2) for v in os.getloadavg()]

@@ -41,7 +41,6 @@ Warm-up calls on the first pair are made before any timing. ``torch`` runs with 
 from __future__ import annotations
 
 import os
-import platform
 import time
 from collections import OrderedDict
 from pathlib import Path
@@ -54,6 +53,7 @@ from ..baselines import create_baseline
 from ..data.readers import Sequence, default_data_root, read_sequences
 from ..geometry import box_iou
 from ..matching import PatchMatcher
+from .machine import machine_info  # noqa: F401  (re-exported)
 from ..models.patchnet import PatchNet, PatchNetGeometry
 
 __all__ = [
@@ -266,31 +266,6 @@ def _median_ms(seconds: list[float]) -> float | None:
 
 def _mean_ms(seconds: list[float]) -> float | None:
     return float(np.mean(seconds) * 1000.0) if seconds else None
-
-
-def machine_info() -> dict:
-    info = {
-        "cpu_count": os.cpu_count(),
-        "machine": platform.machine(),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "torch_threads": torch.get_num_threads(),
-    }
-    try:
-        import cv2
-
-        info["opencv"] = cv2.__version__
-    except ImportError:
-        pass
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    info["cpu"] = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return info
 
 
 # ------------------------------------------------------------------------------------------- run
