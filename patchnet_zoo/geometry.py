@@ -177,7 +177,7 @@ def crop_windows(
     y0 = int(max(0, min(H - 1, float(lo[:, 1].min()) - 1)))
     x1 = int(min(W, max(x0 + 1, float(hi[:, 0].max()) + 2)))
     y1 = int(min(H, max(y0 + 1, float(hi[:, 1].max()) + 2)))
-    roi = frame[:, y0:y1, x0:x1].to(torch.float32, copy=True).sub_(fill_t)  # one ROI-sized buffer
+    roi = torch.sub(frame[:, y0:y1, x0:x1], fill_t)  # converts and subtracts in one pass: one ROI-sized buffer
     # roi_align with one sample per output cell and aligned=True samples bilinearly at exactly the
     # cell centres (continuous coordinates, pixel i covers [i, i+1)): the same points as
     # grid_sample(align_corners=False), at half its cost on CPU. Points more than half a pixel

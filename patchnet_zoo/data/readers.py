@@ -120,8 +120,10 @@ def read_boxes(path: str | Path) -> np.ndarray:
     return np.asarray(rows, dtype=np.float64).reshape(-1, 4)
 
 
-def read_folder_sequence(folder: str | Path) -> Sequence:
-    """A GOT-10k-style folder: numbered images, ``groundtruth.txt``, optional ``absence.label``/``meta.json``."""
+def read_folder_sequence(folder: str | Path, one_based: bool = False) -> Sequence:
+    """A GOT-10k-style folder: numbered images, ``groundtruth.txt``, optional ``absence.label``/``meta.json``.
+
+    ``one_based=True`` shifts x, y by -1 for box files written 1-based (OTB's convention)."""
     folder = Path(folder)
     gt = folder / "groundtruth.txt"
     if not gt.is_file():
@@ -130,6 +132,8 @@ def read_folder_sequence(folder: str | Path) -> Sequence:
     if not frames:
         raise FileNotFoundError(f"{folder} has no image frames")
     boxes = read_boxes(gt)
+    if one_based:
+        boxes[:, :2] -= 1.0
     absence = folder / "absence.label"
     if absence.is_file():
         flags = np.loadtxt(absence, dtype=np.int64).reshape(-1)[: len(boxes)]
@@ -205,34 +209,53 @@ def read_mot_tracks(folder: str | Path, min_length: int = 2, pedestrians_only: b
     return out
 
 
-def _read_entry(path: Path) -> list[Sequence]:
+def _read_entry(path: Path, one_based: bool = False) -> list[Sequence]:
     if path.is_dir() and (path / "gt" / "gt.txt").is_file():
         return read_mot_tracks(path)
     if path.is_dir():
-        return [read_folder_sequence(path)]
+        return [read_folder_sequence(path, one_based)]
     if path.suffix.lower() in VIDEO_EXTS:
         return [read_video_sequence(path)]
     raise ValueError(f"don't know how to read {path}: expected a sequence folder, a MOT folder or a video file")
 
 
-def find_sequences(root: str | Path) -> list[Path]:
-    """Every readable entry below ``root`` (two levels deep): GOT-10k folders, MOT folders, videos."""
+def find_sequences(root: str | Path, max_depth: int = 3) -> list[Path]:
+    """Every readable entry below ``root``: GOT-10k folders, MOT folders, videos with a box file.
+
+    Walks folders only (never lists the frames of a sequence folder it has recognised), so a
+    GOT-10k root with thousands of sequences is found quickly. A GOT-10k ``list.txt`` in ``root``
+    is used as is."""
     root = Path(root)
-    found = []
-    for p in sorted(root.rglob("*")):
-        if len(p.relative_to(root).parts) > 3:
-            continue
-        if p.is_dir() and ((p / "groundtruth.txt").is_file() or (p / "gt" / "gt.txt").is_file()):
-            found.append(p)
-        elif p.suffix.lower() in VIDEO_EXTS and p.with_suffix(".txt").is_file():
-            found.append(p)
+    listing = root / "list.txt"
+    if listing.is_file():
+        return [root / n.strip() for n in listing.read_text().splitlines() if n.strip()]
+    found: list[Path] = []
+
+    def walk(folder: Path, depth: int) -> None:
+        if (folder / "groundtruth.txt").is_file() or (folder / "gt" / "gt.txt").is_file():
+            found.append(folder)
+            return
+        if depth >= max_depth:
+            return
+        with os.scandir(folder) as it:
+            entries = sorted(it, key=lambda e: e.name)
+        for e in entries:
+            if e.is_dir() and not e.name.startswith("."):
+                walk(Path(e.path), depth + 1)
+            elif Path(e.name).suffix.lower() in VIDEO_EXTS and Path(e.path).with_suffix(".txt").is_file():
+                found.append(Path(e.path))
+
+    walk(root, 0)
     return found
 
 
-def read_sequences(root: str | Path | None = None, split: str | Path | None = None) -> list[Sequence]:
+def read_sequences(root: str | Path | None = None, split: str | Path | None = None,
+                   one_based: bool = False) -> list[Sequence]:
     """All sequences listed in ``split`` (paths relative to ``root``), or every one found below root.
 
     ``split`` may be a file path or the name of a file in ``root/splits`` (``"train"`` -> train.txt).
+    ``one_based=True`` for sequence folders whose box files are 1-based (MOT files are always
+    converted; video box files are read as 0-based).
     """
     root = Path(root) if root is not None else default_data_root()
     if not root.is_dir():
@@ -251,5 +274,5 @@ def read_sequences(root: str | Path | None = None, split: str | Path | None = No
                    if line.strip() and not line.startswith("#")]
     seqs: list[Sequence] = []
     for e in entries:
-        seqs.extend(_read_entry(e))
+        seqs.extend(_read_entry(e, one_based))
     return seqs

@@ -20,12 +20,14 @@ class PairDataModule(pl.LightningDataModule):
             skips validation.
         samples_per_epoch: random pairs per training epoch; ``val_samples``: fixed validation pairs.
         min_side / min_area_ratio / max_area_ratio: the frame filter (defaults: the paper's).
+        one_based_boxes: the sequence folders' box files are 1-based (OTB-style); ours are 0-based.
     """
 
     def __init__(self, data_root: str | None = None, train_split: str = "train", val_split: str | None = "val",
                  samples_per_epoch: int = 8192, val_samples: int = 512, batch_size: int = 32,
                  num_workers: int = 0, max_gap: int = 11, augment: bool = True, seed: int = 0,
                  min_side: float = 20.0, min_area_ratio: float = 0.01, max_area_ratio: float = 0.5,
+                 one_based_boxes: bool = False,
                  patch_size: int = 8, patches_per_side: int = 8, response_size: int = 7):
         super().__init__()
         self.save_hyperparameters()
@@ -39,10 +41,10 @@ class PairDataModule(pl.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         h = self.hparams
         if self.train_set is None and stage in (None, "fit"):
-            self.train_set = PairDataset(read_sequences(self.root, h.train_split), h.samples_per_epoch, self.geometry,
+            self.train_set = PairDataset(read_sequences(self.root, h.train_split, h.one_based_boxes), h.samples_per_epoch, self.geometry,
                                          self._pair_config(h.augment), seed=h.seed)
         if self.val_set is None and h.val_split and stage in (None, "fit", "validate"):
-            self.val_set = PairDataset(read_sequences(self.root, h.val_split), h.val_samples, self.geometry,
+            self.val_set = PairDataset(read_sequences(self.root, h.val_split, h.one_based_boxes), h.val_samples, self.geometry,
                                        self._pair_config(False), seed=h.seed + 1, fixed=True)
 
     def _pair_config(self, augment: bool) -> PairConfig:
