@@ -10,7 +10,6 @@ from typing import Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 __all__ = [
     "as_boxes",
@@ -177,13 +176,17 @@ def crop_windows(
     y0 = int(max(0, min(H - 1, float(lo[:, 1].min()) - 1)))
     x1 = int(min(W, max(x0 + 1, float(hi[:, 0].max()) + 2)))
     y1 = int(min(H, max(y0 + 1, float(hi[:, 1].max()) + 2)))
-    roi = torch.sub(frame[:, y0:y1, x0:x1], fill_t)  # converts and subtracts in one pass: one ROI-sized buffer
+    # the region, minus the fill colour, inside a one-pixel border of zeros (= the fill colour once it
+    # is added back): samples near the frame's edge blend towards the fill exactly as in a frame
+    # padded with it. Inside the frame the region already has a margin of real pixels.
+    roi = torch.zeros(3, y1 - y0 + 2, x1 - x0 + 2)
+    torch.sub(frame[:, y0:y1, x0:x1], fill_t, out=roi[:, 1:-1, 1:-1])
     # roi_align with one sample per output cell and aligned=True samples bilinearly at exactly the
     # cell centres (continuous coordinates, pixel i covers [i, i+1)): the same points as
-    # grid_sample(align_corners=False), at half its cost on CPU. Points more than half a pixel
-    # outside the region read 0, i.e. the fill colour once it is added back.
+    # grid_sample(align_corners=False), at half its cost on CPU.
     from torchvision.ops import roi_align
 
-    rois = torch.cat([torch.zeros(B, 1), lo - lo.new_tensor([x0, y0]), hi - lo.new_tensor([x0, y0])], 1)
+    origin = lo.new_tensor([x0 - 1, y0 - 1])
+    rois = torch.cat([torch.zeros(B, 1), lo - origin, hi - origin], 1)
     out = roi_align(roi.unsqueeze(0), rois, (out_size, out_size), spatial_scale=1.0, sampling_ratio=1, aligned=True)
     return out.add_(fill_t)
