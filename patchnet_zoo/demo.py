@@ -81,64 +81,22 @@ def load_patchnet(weights=None):
 
 
 # ------------------------------------------------------------------------------------------ metrics
-def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    ax1, ay1 = a[:, 0] + a[:, 2], a[:, 1] + a[:, 3]
-    bx1, by1 = b[:, 0] + b[:, 2], b[:, 1] + b[:, 3]
-    iw = np.clip(np.minimum(ax1, bx1) - np.maximum(a[:, 0], b[:, 0]), 0, None)
-    ih = np.clip(np.minimum(ay1, by1) - np.maximum(a[:, 1], b[:, 1]), 0, None)
-    inter = iw * ih
-    union = a[:, 2] * a[:, 3] + b[:, 2] * b[:, 3] - inter
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(union > 0, inter / union, 0.0)
-
-
-def _centre_error(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    ca = a[:, :2] + (a[:, 2:] - 1) / 2  # got10k toolkit: centre = x + (w - 1) / 2
-    cb = b[:, :2] + (b[:, 2:] - 1) / 2
-    return np.hypot(*(ca - cb).T)
-
-
 def sequence_metrics(pred: np.ndarray, gt: np.ndarray) -> dict:
-    """OTB-style scores of one sequence (got10k toolkit definitions): frame 0 takes the ground
-    truth, frames where the target is absent are left out. Per-frame IoU / centre error are NaN there."""
-    pred = np.asarray(pred, dtype=np.float64).copy()
-    gt = np.asarray(gt, dtype=np.float64)
-    pred[0] = gt[0]
-    present = np.isfinite(gt).all(1)
-    iou = np.full(len(gt), np.nan)
-    err = np.full(len(gt), np.nan)
-    iou[present] = _iou(pred[present], gt[present])
-    err[present] = _centre_error(pred[present], gt[present])
-    v, e = iou[present], err[present]
-    success = (v[None] > np.linspace(0, 1, 21)[:, None]).mean(1) if v.size else np.zeros(21)
-    precision = (e[None] <= np.arange(51)[:, None]).mean(1) if e.size else np.zeros(51)
+    """OTB-style scores of one sequence (``eval.otb``: frame 0 takes the ground truth, frames where
+    the target is absent are left out), plus per-frame IoU with NaN on those frames for the plot."""
+    from .eval.otb import evaluate_sequence
+
+    r = evaluate_sequence(pred, gt)
+    present = np.isfinite(np.asarray(gt, dtype=np.float64)).all(1)
+    iou = np.full(len(present), np.nan)
+    iou[present] = r["ious"]
     return {
-        "success_auc": float(success.mean()),
-        "precision_20": float(precision[20]),
-        "mean_iou": float(v.mean()) if v.size else float("nan"),
-        "frames_evaluated": int(present.sum()),
+        "success_auc": r["success_score"],
+        "precision_20": r["precision_score"],
+        "mean_iou": float(r["ious"].mean()) if r["frames"] else float("nan"),
+        "frames_evaluated": r["frames"],
         "iou": iou,
-        "center_error": err,
     }
-
-
-def _toolkit_metrics(pred: np.ndarray, gt: np.ndarray) -> dict | None:
-    """``patchnet_zoo.eval.otb.evaluate_sequence`` when that module exists (JSON-safe), else None."""
-    try:
-        from .eval.otb import evaluate_sequence
-    except ImportError:
-        return None
-    try:
-        out = evaluate_sequence(pred, gt)
-    except Exception as e:  # noqa: BLE001 - the local scores are reported anyway
-        return {"error": f"{type(e).__name__}: {e}"}
-    if hasattr(out, "_asdict"):
-        out = out._asdict()
-    elif hasattr(out, "__dataclass_fields__"):
-        out = {k: getattr(out, k) for k in out.__dataclass_fields__}
-    if not isinstance(out, dict):
-        return {"value": _jsonable(out)}
-    return {str(k): _jsonable(v) for k, v in out.items() if np.ndim(v) == 0}
 
 
 def _jsonable(v):
@@ -186,6 +144,7 @@ def run_demo(out_dir="runs/demo", data_root=None, sequence=None, weights=None, m
     from tqdm.auto import tqdm
 
     from .trackers.patchnet_tracker import PatchNetTracker
+    from .eval.otb import iou as otb_iou
     from .viz.draw import GT_STYLE, draw_boxes, draw_text
     from .viz.plots import plot_iou_over_time
     from .viz.video import VideoWriter
@@ -217,7 +176,7 @@ def run_demo(out_dir="runs/demo", data_root=None, sequence=None, weights=None, m
                 track_time += time.perf_counter() - t0
             img = draw_boxes(frame, gt[i], style=GT_STYLE)  # NaN (absent) rows are skipped
             img = draw_boxes(img, pred[i], key_frame=(i == 0))
-            iou_i = _iou(pred[i : i + 1], gt[i : i + 1])[0] if np.isfinite(gt[i]).all() else float("nan")
+            iou_i = otb_iou(pred[i : i + 1], gt[i : i + 1])[0] if np.isfinite(gt[i]).all() else float("nan")
             draw_text(img, f"frame {i}/{n - 1}  conf {conf[i]:.2f}  IoU {iou_i:.2f}", (4, 4))
             draw_text(img, "white: ground truth  green/orange: PatchNet (init/propagated)",
                       (4, img.shape[0]), scale=0.35)
@@ -245,9 +204,6 @@ def run_demo(out_dir="runs/demo", data_root=None, sequence=None, weights=None, m
                        "mean share of frames with IoU > t, t = 0, 0.05, ..., 1; precision_20 = share of "
                        "frames with centre error <= 20 px",
     }
-    toolkit = _toolkit_metrics(pred, gt)
-    if toolkit is not None:
-        metrics["eval_otb"] = toolkit
     metrics_file = out / "metrics.json"
     metrics_file.write_text(json.dumps({k: _jsonable(v) for k, v in metrics.items()}, indent=2) + "\n")
     np.savetxt(out / f"{seq.name}_pred.txt", pred, fmt="%.2f", delimiter=",")

@@ -113,7 +113,9 @@ def export_checkpoint(ckpt_path: str | Path, name: str, recipe: str, data: str,
     file = f"{name}.safetensors"
     weights_file = out_dir / file
     tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in model.state_dict().items()}
-    save_file(tensors, str(weights_file), metadata={"format": "pt", "name": name, "arch": arch})
+    # one metadata key only: safetensors writes its metadata in no fixed order, so more keys would
+    # make the bytes (and the sha256 in the record) differ between two exports of one checkpoint
+    save_file(tensors, str(weights_file), metadata={"format": "pt"})
     # prove the file loads strictly into a fresh model before writing a record for it
     load_state_dict_strict(PatchNet(**config), weights_file)
 

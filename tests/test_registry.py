@@ -235,3 +235,14 @@ def test_tune_cpu_allocator_is_idempotent():
         assert first == {}
     n = torch.get_num_threads()
     assert set_threads(None) == n and torch.get_num_threads() == n
+
+
+def test_export_is_reproducible_byte_for_byte(tmp_path):
+    # records are immutable: exporting one checkpoint twice must give the same file and sha256
+    make_checkpoint(tmp_path / "run.ckpt", seed=5)
+    shas = []
+    for i in range(3):
+        rec = hub.export_checkpoint(tmp_path / "run.ckpt", "patchnet.rep", recipe="r.yaml", data="d",
+                                    out_dir=tmp_path / f"out{i}")
+        shas.append(Weights.from_json(rec).sha256)
+    assert len(set(shas)) == 1

@@ -7,7 +7,7 @@ import pytest
 from patchnet_zoo.data.readers import iter_video, read_folder_sequence
 from patchnet_zoo.viz import (
     GT_STYLE, KEY_STYLE, PROPAGATED_STYLE, VideoWriter, draw_boxes, draw_text, plot_iou_over_time,
-    plot_precision_curve, plot_speed_accuracy, plot_success_curve, precision_curve, success_curve, write_video,
+    plot_speed_accuracy, write_video,
 )
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -149,14 +149,8 @@ def test_plot_iou_over_time(tmp_path):
         plot_iou_over_time([], None, tmp_path / "empty.png")
 
 
-def test_success_and_precision_curves_and_plots(tmp_path):
-    ious = np.array([0.0, 0.5, 0.76, 1.0, np.nan])
-    curve = success_curve(ious)
-    assert curve[0] == 0.75 and curve[10] == 0.5 and curve[-1] == 0.0  # IoU > t, NaN left out
-    errs = np.array([0.0, 20.0, 21.0, 100.0])
-    assert precision_curve(errs)[20] == 0.5  # error <= 20 px
-    assert plot_success_curve({"a": ious, "b": ious[::-1]}, tmp_path / "s.png").read_bytes()[:8] == PNG_MAGIC
-    assert plot_precision_curve(errs, tmp_path / "p.png").read_bytes()[:8] == PNG_MAGIC
+def test_speed_accuracy_plot(tmp_path):
+    # OTB success / precision curves and plots are tested with eval.otb (tests/test_otb_metrics.py)
     assert plot_speed_accuracy({"base": (12.0, 0.6), "skip 4": (40.0, 0.55)}, tmp_path / "sa.png").is_file()
     with pytest.raises(ValueError):
         plot_speed_accuracy({}, tmp_path / "none.png")

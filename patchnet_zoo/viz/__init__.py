@@ -3,19 +3,11 @@
 Imports OpenCV and matplotlib only when a function that needs them is called.
 """
 from .draw import GT_STYLE, KEY_STYLE, PROPAGATED_STYLE, BoxStyle, as_rgb_uint8, draw_boxes, draw_text
-from .plots import (
-    plot_iou_over_time,
-    plot_precision_curve,
-    plot_speed_accuracy,
-    plot_success_curve,
-    precision_curve,
-    success_curve,
-)
+from .plots import plot_iou_over_time, plot_speed_accuracy
 from .video import VideoWriter, write_video
 
 __all__ = [
     "BoxStyle", "KEY_STYLE", "PROPAGATED_STYLE", "GT_STYLE", "as_rgb_uint8", "draw_boxes", "draw_text",
     "VideoWriter", "write_video",
-    "plot_iou_over_time", "plot_success_curve", "plot_precision_curve", "plot_speed_accuracy",
-    "success_curve", "precision_curve",
+    "plot_iou_over_time", "plot_speed_accuracy",
 ]

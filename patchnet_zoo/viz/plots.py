@@ -11,17 +11,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-__all__ = [
-    "plot_iou_over_time",
-    "plot_success_curve",
-    "plot_precision_curve",
-    "plot_speed_accuracy",
-    "success_curve",
-    "precision_curve",
-]
-
-SUCCESS_THRESHOLDS = np.linspace(0, 1, 21)
-PRECISION_THRESHOLDS = np.arange(0, 51)
+__all__ = ["plot_iou_over_time", "plot_speed_accuracy"]  # OTB success/precision plots: eval.otb
 
 
 def _figure(width: float = 7.0, height: float = 3.5):
@@ -46,24 +36,6 @@ def _series(values, name: str) -> np.ndarray:
     if v.size == 0:
         raise ValueError(f"{name} is empty")
     return v
-
-
-def success_curve(ious, thresholds=SUCCESS_THRESHOLDS) -> np.ndarray:
-    """Share of (non-NaN) frames with IoU > threshold, for each threshold (OTB definition)."""
-    v = _series(ious, "ious")
-    v = v[np.isfinite(v)]
-    if v.size == 0:
-        return np.zeros(len(thresholds))
-    return (v[None, :] > np.asarray(thresholds)[:, None]).mean(1)
-
-
-def precision_curve(center_errors, thresholds=PRECISION_THRESHOLDS) -> np.ndarray:
-    """Share of (non-NaN) frames with centre error <= threshold pixels, for each threshold."""
-    v = _series(center_errors, "center_errors")
-    v = v[np.isfinite(v)]
-    if v.size == 0:
-        return np.zeros(len(thresholds))
-    return (v[None, :] <= np.asarray(thresholds)[:, None]).mean(1)
 
 
 def plot_iou_over_time(
@@ -105,47 +77,6 @@ def plot_iou_over_time(
     ax.legend(loc="lower left", fontsize=8)
     if title:
         ax.set_title(title)
-    return _save(fig, path)
-
-
-def _as_runs(values, name: str) -> Mapping[str, np.ndarray]:
-    if isinstance(values, Mapping):
-        return {str(k): _series(v, name) for k, v in values.items()}
-    return {"tracker": _series(values, name)}
-
-
-def plot_success_curve(ious, path="success.png", title: str | None = None) -> Path:
-    """OTB success plot; ``ious`` is one array or ``{name: per-frame IoUs}``. Legend shows the AUC
-    (mean of the 21-threshold curve)."""
-    fig = _figure(5, 4)
-    ax = fig.add_subplot(1, 1, 1)
-    for name, v in _as_runs(ious, "ious").items():
-        curve = success_curve(v)
-        ax.plot(SUCCESS_THRESHOLDS, curve, lw=1.5, label=f"{name} [{curve.mean():.3f}]")
-    ax.set_xlim(0, 1)
-    ax.set_ylim(0, 1.02)
-    ax.set_xlabel("overlap threshold")
-    ax.set_ylabel("success rate")
-    ax.grid(alpha=0.3)
-    ax.legend(loc="lower left", fontsize=8)
-    ax.set_title(title or "Success plot")
-    return _save(fig, path)
-
-
-def plot_precision_curve(center_errors, path="precision.png", title: str | None = None) -> Path:
-    """OTB precision plot; legend shows the precision at 20 px."""
-    fig = _figure(5, 4)
-    ax = fig.add_subplot(1, 1, 1)
-    for name, v in _as_runs(center_errors, "center_errors").items():
-        curve = precision_curve(v)
-        ax.plot(PRECISION_THRESHOLDS, curve, lw=1.5, label=f"{name} [{curve[20]:.3f}]")
-    ax.set_xlim(0, 50)
-    ax.set_ylim(0, 1.02)
-    ax.set_xlabel("location error threshold (px)")
-    ax.set_ylabel("precision")
-    ax.grid(alpha=0.3)
-    ax.legend(loc="lower right", fontsize=8)
-    ax.set_title(title or "Precision plot")
     return _save(fig, path)
 
 
