@@ -1,0 +1,38 @@
+"""torch.hub entrypoints: ``torch.hub.load("<org>/patchnet_zoo", "patchnet", pretrained=True)``.
+
+Thin on purpose: each builder imports what it needs when called, so a missing optional package
+is explained by the builder that needs it instead of breaking ``torch.hub.list``.
+"""
+dependencies = ["torch", "torchvision", "numpy", "safetensors", "huggingface_hub"]
+
+
+def patchnet(pretrained: bool = True, tag: str = "shared_train", **kwargs):
+    """PatchNet, the 58-MFLOP short-range template matcher (Mao et al.), as a plain ``nn.Module``.
+
+    Args:
+        pretrained: load the weights shipped in the package (sha256-checked, strict).
+        tag: which checkpoint of the ``patchnet`` architecture (``list_models(pretrained=True)``).
+        **kwargs: ``PatchNet`` arguments for an untrained model (e.g. ``fourier=False``).
+    """
+    from patchnet_zoo.registry import create_model
+
+    return create_model(f"patchnet.{tag}" if pretrained else "patchnet", pretrained=pretrained, **kwargs)
+
+
+def patchnet_tracker(pretrained: bool = True, **kwargs):
+    """PatchNet alone as a short-term single-object tracker: ``init(rgb, (x, y, w, h))``,
+    ``update(rgb) -> (x, y, w, h)``. ``kwargs`` go to ``PatchNetTracker``."""
+    from patchnet_zoo.trackers.patchnet_tracker import PatchNetTracker
+
+    return PatchNetTracker(patchnet(pretrained=pretrained), **kwargs)
+
+
+def skip_frame_tracker(base: str = "nanotrack", key_frame_interval: int = 4, conf_threshold: float = 0.8, **kwargs):
+    """A base tracker (``nanotrack``, ``csrt``, ``kcf``, ``mosse``) run on key frames only, PatchNet in
+    between, with the paper's confidence fallback. NanoTrack needs its ONNX files (see
+    ``patchnet_zoo.trackers.opencv_trackers``)."""
+    from patchnet_zoo.accel import SkipFrameTracker
+    from patchnet_zoo.trackers.opencv_trackers import make_base_tracker
+
+    return SkipFrameTracker(make_base_tracker(base), key_frame_interval=key_frame_interval,
+                            conf_threshold=conf_threshold, **kwargs)
