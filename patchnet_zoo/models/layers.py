@@ -77,11 +77,14 @@ class PatchCorrelation(nn.Module):
         self.k, self.n, self.stride = patch_size, patches_per_side, stride
         self.fourier = FourierReweighting(patch_size) if fourier else None
 
-    def filters(self, template: torch.Tensor) -> torch.Tensor:
-        """(B, 3, KN, KN) normalised templates -> (B, N^2, 3, K, K) patch filters (row-major order)."""
+    def filters(self, template: torch.Tensor, order: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, 3, KN, KN) normalised templates -> (B, N^2, 3, K, K) patch filters, in row-major patch
+        order or in ``order`` (a permutation of the row-major indices)."""
         b, c = template.shape[:2]
         k, n = self.k, self.n
         p = template.reshape(b, c, n, k, n, k).permute(0, 2, 4, 1, 3, 5).reshape(b, n * n, c, k, k)
+        if order is not None:
+            p = p[:, order]
         return self.fourier(p) if self.fourier is not None else p
 
     def forward(self, filters: torch.Tensor, search: torch.Tensor) -> torch.Tensor:
@@ -232,19 +235,20 @@ class SoftSelectPool(nn.Module):
     def forward(self, score: torch.Tensor, off: torch.Tensor | None = None, with_offsets: bool = True):
         """score (H, W, B, P); off (H, W, B, P, 4) or None for zero input offsets (the first block).
 
-        Written as four window slices with elementwise max/exp: a softmax over a trailing axis of
-        4 and strided reductions are an order of magnitude slower on CPU."""
+        The four window positions are stacked on a leading axis first, so every step is one
+        operation over a contiguous tensor (a softmax over a trailing axis of 4, or reductions over
+        strided axes, are an order of magnitude slower on CPU)."""
         h, w, b, p = score.shape
         win = score.view(h // 2, 2, w // 2, 2, b, p)
-        s = [win[:, i, :, j] for i, j in TAPS]  # window positions in (row, col) order
-        pooled = torch.maximum(torch.maximum(s[0], s[1]), torch.maximum(s[2], s[3]))
+        s4 = torch.stack([win[:, i, :, j] for i, j in TAPS])  # (4, h/2, w/2, B, P)
+        pooled = s4.amax(0)
         if not with_offsets:
             return pooled, None
-        e = torch.stack([torch.exp(self.alpha * (sk - pooled)) for sk in s], -1)  # (h/2, w/2, B, P, 4)
-        wt = e / e.sum(-1, keepdim=True)
-        out = wt @ self.bias.reshape(4, 4).t()  # sum_k wt_k * b[coord, k] -> (h/2, w/2, B, P, 4)
+        e = torch.exp((s4 - pooled) * self.alpha)
+        wt = e / e.sum(0)
+        out = (wt.reshape(4, -1).t() @ self.bias.reshape(4, 4).t()).view(h // 2, w // 2, b, p, 4)
         if off is not None:
             ow = off.view(h // 2, 2, w // 2, 2, b, p, 4)
-            for k, (i, j) in enumerate(TAPS):
-                out = out + wt[..., k : k + 1] * ow[:, i, :, j]
+            o4 = torch.stack([ow[:, i, :, j] for i, j in TAPS])  # (4, h/2, w/2, B, P, 4)
+            out = out + (wt.unsqueeze(-1) * o4).sum(0)
         return pooled, out

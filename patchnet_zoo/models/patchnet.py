@@ -134,11 +134,11 @@ class PatchNet(
         return self.geometry.search_size
 
     def encode_template(self, template: torch.Tensor) -> torch.Tensor:
-        """(B, 3, KN, KN) crops on the 0-255 scale -> (B, N^2, 3, K, K) correlation filters.
-
-        Cache the result to match one template against many frames."""
+        """(B, 3, KN, KN) crops on the 0-255 scale -> (B, N^2, 3, K, K) correlation filters, in the
+        fast path's tap-major patch order (``fast_order``). Cache the result to match one template
+        against many frames."""
         self._check_crop(template, self.template_size, "template")
-        return self.correlation.filters(template - self.pixel_mean)
+        return self.correlation.filters(template - self.pixel_mean, self.fast_order)
 
     def forward(self, template: torch.Tensor, search: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Returns ``(score (B, 1, R, R), offsets (B, 4, R, R))`` in response cells."""
@@ -149,7 +149,7 @@ class PatchNet(
         if filters.shape[0] != search.shape[0]:
             raise ValueError(f"{filters.shape[0]} templates but {search.shape[0]} search crops")
         # (H, W, B, C) layout and tap-major channel order from here on
-        s = self.correlation(filters[:, self.fast_order], search - self.pixel_mean)
+        s = self.correlation(filters, search - self.pixel_mean)
         off = None
         for level, conv in enumerate(self.score_convs):
             new_s = conv(s)
@@ -167,7 +167,7 @@ class PatchNet(
         """The same function through dense ``F.conv2d`` kernels, in the layout the paper counts:
         the first score convolution grouped by parent (4 inputs each), every later aggregation
         convolution dense over all its input channels. For tests and FLOP counting only."""
-        filters = self.encode_template(template)
+        filters = self.correlation.filters(template - self.pixel_mean)  # row-major patch order
         b, p = filters.shape[:2]
         x = (search - self.pixel_mean).reshape(1, -1, self.search_size, self.search_size)
         corr = F.conv2d(x, filters.reshape(b * p, *filters.shape[2:]), stride=self.geometry.corr_stride, groups=b)
