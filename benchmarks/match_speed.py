@@ -67,10 +67,13 @@ def main(argv=None) -> dict:
     p.add_argument("--response-sizes", default="7,13")
     p.add_argument("--repeats", type=int, default=60)
     p.add_argument("--compile", action="store_true", help="also time torch.compile'd matching (slow to start)")
+    p.add_argument("--default-allocator", action="store_true",
+                   help="skip patchnet_zoo._runtime.tune_cpu_allocator (to see what it buys)")
     p.add_argument("--json", default="docs/results/match_speed.json")
     p.add_argument("--md", default="docs/results/match_speed.md")
     a = p.parse_args(argv)
-    tune_cpu_allocator()
+    if not a.default_allocator:
+        tune_cpu_allocator()
     root = Path(a.data) if a.data else default_data_root()
     model = create_model("patchnet", pretrained=True)
     rng = np.random.default_rng(0)

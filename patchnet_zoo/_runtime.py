@@ -4,7 +4,7 @@
 allocation above a (dynamic) threshold with a fresh ``mmap`` and returns it to the kernel on
 ``free``; PyTorch's CPU allocator frees and re-allocates the same large buffers on every call, so
 each PatchNet match page-faults its correlation volumes in anew. With the thresholds raised those
-buffers are reused from the heap (measured: about 1.7x faster PatchNet matching on a 2-core VM).
+buffers are reused from the heap (`benchmarks/match_speed.py --default-allocator` shows the difference).
 The cost is that freed memory stays in the process instead of going back to the OS.
 
 The ``patchnet-zoo`` command line calls it before it does any work. Library users may call it

@@ -226,7 +226,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Strip the checkpoint to the PatchNet weights, save "
                                    "patchnet_zoo/weights/NAME.safetensors and its record NAME.json "
                                    "(sha256, config, metrics, FLOPs, speed, recipe, data).")
-    e.add_argument("ckpt", metavar="CKPT", help="Lightning checkpoint of a PatchNetTask (a trusted file: it is unpickled)")
+    e.add_argument("ckpt", metavar="CKPT", help="Lightning checkpoint of a PatchNetTask")
     e.add_argument("--name", required=True, help="arch.tag, e.g. patchnet.shared_train")
     e.add_argument("--recipe", required=True, help="the recipe that trained it, e.g. recipes/patchnet.yaml")
     e.add_argument("--data", default="../shared/data (splits/train.txt)",

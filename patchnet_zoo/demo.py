@@ -58,18 +58,13 @@ def load_patchnet(weights=None):
         return PatchNet.from_pretrained(str(path))
     if path.is_file():
         if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
+            from .registry import create_model
 
-            state, hparams = load_file(str(path)), {}
-        else:
-            ckpt = torch.load(str(path), map_location="cpu", weights_only=True)
-            hparams = ckpt.get("hyper_parameters", {}) if isinstance(ckpt, dict) else {}
-            state = ckpt.get("state_dict", ckpt) if isinstance(ckpt, dict) else ckpt
-            if any(k.startswith("model.") for k in state):
-                state = {k[len("model."):]: v for k, v in state.items() if k.startswith("model.")}
-        arch = {k: hparams[k] for k in ("patch_size", "patches_per_side", "response_size", "fourier",
-                                         "box_regression") if k in hparams}
-        model = PatchNet(**arch)
+            return create_model("patchnet", weights_path=path)
+        from .hub import read_checkpoint
+
+        state, config = read_checkpoint(path)
+        model = PatchNet(**config)
         model.load_state_dict(state, strict=True)
         return model
     if isinstance(weights, str) and not any(sep in weights for sep in ("/", "\\")) and path.suffix not in (

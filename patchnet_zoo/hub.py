@@ -60,6 +60,27 @@ def _short_float32(x: float) -> float:
     return float(np.format_float_positional(np.float32(x), unique=True))
 
 
+def read_checkpoint(path: str | Path) -> tuple[dict, dict]:
+    """PatchNet weights and init args from a Lightning checkpoint of ``PatchNetTask`` (keys
+    ``model.*``, args from ``hyper_parameters``) or from a plain state dict (no args)."""
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint at {path}")
+    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(ckpt, Mapping):
+        raise ValueError(f"{path} holds no state dict")
+    state = ckpt.get("state_dict", ckpt)
+    if any(k.startswith("model.") for k in state):
+        state = {k[len("model."):]: v for k, v in state.items() if k.startswith("model.")}
+    if not state:
+        raise ValueError(f"{path} has no PatchNet weights")
+    allowed = _patchnet_init_args()
+    config = {k: v for k, v in dict(ckpt.get("hyper_parameters") or {}).items() if k in allowed}
+    return state, config
+
+
 def export_checkpoint(ckpt_path: str | Path, name: str, recipe: str, data: str,
                       metrics: Mapping[str, Any] | None = None, speed: Mapping[str, Any] | None = None,
                       out_dir: str | Path | None = None, *, license: str = "MIT",
@@ -68,12 +89,11 @@ def export_checkpoint(ckpt_path: str | Path, name: str, recipe: str, data: str,
     record's path.
 
     ``ckpt_path`` is a Lightning checkpoint of ``PatchNetTask`` (``state_dict`` keys ``model.*``,
-    ``hyper_parameters`` holding the model arguments). It is unpickled (``weights_only=False``):
-    export only checkpoints you trust. ``name`` is ``arch.tag``; the checkpoint's ``fourier`` and
+    ``hyper_parameters`` holding the model arguments), read with ``read_checkpoint`` (tensors and
+    plain values only, ``weights_only=True``). ``name`` is ``arch.tag``; the checkpoint's ``fourier`` and
     ``box_regression`` must agree with the arch. ``out_dir`` defaults to the packaged
     ``patchnet_zoo/weights``.
     """
-    import torch
     from safetensors.torch import save_file
 
     from .models.patchnet import PatchNet
@@ -81,15 +101,8 @@ def export_checkpoint(ckpt_path: str | Path, name: str, recipe: str, data: str,
     arch, tag = split_name(name)
     if arch not in ARCHS or not tag or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_\-]*", tag):
         raise ValueError(f"export name must be 'arch.tag' with arch one of {sorted(ARCHS)}; got {name!r}")
-    ckpt_path = Path(ckpt_path)
-    if not ckpt_path.is_file():
-        raise FileNotFoundError(f"no checkpoint at {ckpt_path}")
-    ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=False)
-    if not isinstance(ckpt, Mapping) or "state_dict" not in ckpt:
-        raise ValueError(f"{ckpt_path} is not a Lightning checkpoint (no 'state_dict')")
-    hparams = dict(ckpt.get("hyper_parameters") or {})
+    state, config = read_checkpoint(ckpt_path)
     allowed = _patchnet_init_args()
-    config = {k: v for k, v in hparams.items() if k in allowed}
     spec = ARCHS[arch]
     for k, v in spec.defaults.items():
         if k in config and config[k] != v:
@@ -99,9 +112,6 @@ def export_checkpoint(ckpt_path: str | Path, name: str, recipe: str, data: str,
         if k not in spec.defaults and config.get(k, True) is not True:
             raise ValueError(f"{ckpt_path} has {k}={config[k]} but arch {arch!r} has {k}=True; "
                              f"export it under the matching arch name")
-    state = {k[len("model."):]: v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}
-    if not state:
-        raise ValueError(f"{ckpt_path} has no 'model.*' weights")
     model = spec.build(**config)
     # the packaged mean is whatever the checkpoint holds; record it so the config rebuilds the model
     model.load_state_dict(state, strict=True)

@@ -40,7 +40,6 @@ Warm-up calls on the first pair are made before any timing. ``torch`` runs with 
 """
 from __future__ import annotations
 
-import os
 import time
 from collections import OrderedDict
 from pathlib import Path

@@ -5,7 +5,7 @@ from __future__ import annotations
 import lightning.pytorch as pl
 import torch
 
-from ..geometry import box_iou, cxcywh_to_xywh
+from ..geometry import box_iou
 from ..losses import patchnet_loss
 from ..models.patchnet import PatchNet, decode
 
