@@ -108,6 +108,10 @@ class SkipFrameTracker(SingleObjectTracker):
         size_damping: ``d`` in ``s = 1 - d + d * new / old`` on inter frames; ``None`` = undamped.
         response_size: PatchNet's search extent in response cells (odd; default the model's 7).
         min_size: smallest width/height (pixels) an inter-frame box may shrink to.
+        relocate_base: before each key-frame update, hand a base tracker that has
+            ``relocate(box)`` (``trackers.nanotrack.NanoTrack``, pysot-style trackers) the current
+            inter-frame estimate, so it searches where the target is now instead of where it saw it
+            frames ago. ``False`` keeps the base tracker's own state.
 
     Attributes:
         last_was_key: whether the last ``init``/``update`` frame was a key frame.
@@ -119,7 +123,7 @@ class SkipFrameTracker(SingleObjectTracker):
 
     def __init__(self, base, key_frame_interval: int = 4, conf_threshold: float | None = 0.8,
                  inter: str = "patchnet", matcher=None, size_damping: float | None = 0.25,
-                 response_size: int | None = None, min_size: float = 2.0):
+                 response_size: int | None = None, min_size: float = 2.0, relocate_base: bool = True):
         if isinstance(key_frame_interval, bool) or int(key_frame_interval) != key_frame_interval \
                 or key_frame_interval < 1:
             raise ValueError(f"key_frame_interval must be an integer >= 1, got {key_frame_interval!r}")
@@ -136,6 +140,7 @@ class SkipFrameTracker(SingleObjectTracker):
                                           or response_size % 2 == 0):
             raise ValueError(f"response_size must be an odd positive integer, got {response_size!r}")
         self.base = adapt_tracker(base)
+        self._relocate = getattr(self.base, "relocate", None) if relocate_base else None
         self.key_frame_interval = int(key_frame_interval)
         self.conf_threshold = None if conf_threshold is None else float(conf_threshold)
         self.inter = inter
@@ -294,6 +299,10 @@ class SkipFrameTracker(SingleObjectTracker):
             self._start_inter(image, self._box)
             return
         try:
+            if self._relocate is not None:
+                # search where the inter-frame method last saw the target, not where the base
+                # tracker itself last saw it (frames ago)
+                self._relocate(self._box.copy())
             out = self.base.update(image)
             problem = _box_problem(out, hw)
             reported_ok = getattr(self.base, "ok", True)

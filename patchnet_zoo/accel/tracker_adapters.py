@@ -182,6 +182,12 @@ class _ConventionAdapter(SingleObjectTracker):
             gflops_per_frame = getattr(tracker, "gflops_per_frame", None)
         self.gflops_per_frame = gflops_per_frame
         self.score: float | None = None  # the tracker's own score of the last update, where it has one
+        if callable(getattr(tracker, "relocate", None)):
+            # a tracker that can move its search state: SkipFrameTracker hands it PatchNet's estimate
+            self.relocate = self._relocate_passthrough
+
+    def _relocate_passthrough(self, box) -> None:
+        self.tracker.relocate(self._box_out(box))
 
     def _frame(self, image) -> np.ndarray:
         return _prepare_frame(image, self.channel_order)
@@ -224,6 +230,21 @@ class PysotAdapter(_ConventionAdapter):
 
     def init(self, image, box) -> None:
         self.tracker.init(self._frame(image), self._box_out(box))
+
+    def relocate(self, box) -> None:
+        """Move a pysot tracker's search state (``center_pos``, ``size``, set by its ``init``) to
+        ``box`` (x,y,w,h 0-based), keeping its template; a tracker without that state is left alone."""
+        t = self.tracker
+        if callable(getattr(t, "relocate", None)):
+            return self._relocate_passthrough(box)
+        if getattr(t, "center_pos", None) is None or getattr(t, "size", None) is None:
+            return
+        b = np.asarray(box, dtype=np.float64).reshape(4)
+        if not np.isfinite(b).all() or b[2] <= 0 or b[3] <= 0:
+            return
+        # pysot's centre of a box x,y,w,h is x + (w - 1) / 2
+        t.center_pos = np.array([b[0] + (b[2] - 1) / 2, b[1] + (b[3] - 1) / 2])
+        t.size = np.array([b[2], b[3]])
 
     def update(self, image) -> np.ndarray:
         out = self.tracker.track(self._frame(image))

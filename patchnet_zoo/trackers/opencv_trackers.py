@@ -64,7 +64,7 @@ __all__ = [
 ]
 
 OPENCV_TRACKERS = ("kcf", "kcf-gated", "csrt", "mosse", "nanotrack")
-BASE_TRACKERS = ("nanotrack", "csrt", "kcf", "kcf-gated", "mosse", "patchnet")
+BASE_TRACKERS = ("nanotrack", "nanotrack-opencv", "csrt", "kcf", "kcf-gated", "mosse", "patchnet")
 WEIGHTS_ENV = "PATCHNET_ZOO_WEIGHTS"
 NANOTRACK_SUBDIR = "nanotrack_v2"
 NANOTRACK_FILES = {"backbone": "nanotrack_backbone_sim.onnx", "neckhead": "nanotrack_head_sim.onnx"}
@@ -228,13 +228,21 @@ def create_opencv_tracker(name: str, weights_dir: str | Path | None = None, **kw
 
 
 def make_base_tracker(spec: str, weights_dir: str | Path | None = None, **kwargs) -> SingleObjectTracker:
-    """A base tracker for ``SkipFrameTracker`` by name: ``nanotrack``, ``csrt``, ``kcf`` (KCF*),
-    ``kcf-gated``, ``mosse`` (OpenCV, see ``create_opencv_tracker``) or ``patchnet``
+    """A base tracker for ``SkipFrameTracker`` by name: ``nanotrack`` (``trackers.nanotrack.NanoTrack``:
+    NanoTrack v2's graphs with a tracking state that ``SkipFrameTracker`` can move to PatchNet's
+    estimate before a key frame), ``nanotrack-opencv`` (``cv2.TrackerNano``, state private), ``csrt``,
+    ``kcf`` (KCF*), ``kcf-gated``, ``mosse`` (OpenCV, see ``create_opencv_tracker``) or ``patchnet``
     (``PatchNetTracker``; ``kwargs`` go to it, e.g. ``model=PatchNet()``; without a model it loads the
     pretrained PatchNet on ``init``)."""
     if not isinstance(spec, str):
         raise TypeError(f"spec must be a tracker name, got {type(spec).__name__}")
-    key = spec.strip().lower()
+    key = spec.strip().lower().replace("_", "-")
+    if key in ("nanotrack", "nanotrack-v2", "nano"):
+        from .nanotrack import NanoTrack
+
+        return NanoTrack(weights_dir, **kwargs)
+    if key in ("nanotrack-opencv", "nanotrack-cv2"):
+        key = "nanotrack"
     if key == "patchnet":
         from .patchnet_tracker import PatchNetTracker
 
