@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shlex
 import sys
 import time
@@ -39,7 +40,7 @@ from patchnet_zoo.eval.otb import plot_success_precision  # noqa: E402
 # Reference figures (../shared/ANCHORS.md): independent code on the val split (9 sequences), same CPU
 # class; "original PatchNet" = the authors' code and GOT-10k weights. (success, precision, fps)
 REF_PER_FRAME = {
-    "nanotrack": ("NanoTrack v2 (`cv2.TrackerNano`)", 0.728, 0.990, 135.0),
+    "nanotrack-opencv": ("NanoTrack v2 (`cv2.TrackerNano`)", 0.728, 0.990, 135.0),
     "csrt": ("CSRT", 0.581, 0.806, 25.0),
     "kcf": ("KCF* (gate off)", 0.508, 0.768, 75.0),
     "mosse": ("MOSSE", 0.097, 0.172, 2900.0),
@@ -58,7 +59,8 @@ REF_SKIP = {
 }
 REF_NANOTRACK_SUCCESS = 0.728
 
-PER_FRAME_LABELS = {"nanotrack": "NanoTrack v2", "csrt": "CSRT", "kcf": "KCF* (gate off)", "mosse": "MOSSE",
+PER_FRAME_LABELS = {"nanotrack": "NanoTrack v2 (ours: movable state)", "nanotrack-opencv": "NanoTrack v2 (`cv2.TrackerNano`)",
+                    "csrt": "CSRT", "kcf": "KCF* (gate off)", "mosse": "MOSSE",
                     "patchnet": "PatchNet alone"}
 INTER_LABELS = {
     "hold": "hold (repeat the key-frame box)",
@@ -146,6 +148,8 @@ def plan(args) -> tuple[dict, dict, dict]:
             kwargs["matcher"] = models[inter]
         elif patch and weights.get(inter):
             kwargs["weights"] = weights[inter]
+        if patch and args.response_size:
+            kwargs["response_size"] = args.response_size
         try:
             f = build_tracker_factory(spec, key_frame_interval=interval, inter=inter, conf_threshold=conf, **kwargs)
         except FileNotFoundError as e:
@@ -159,7 +163,8 @@ def plan(args) -> tuple[dict, dict, dict]:
             f.config["weights"] = "untrained (fresh initialisation)"
         factories[key] = f
 
-    per_frame = list(dict.fromkeys(bases + (["kcf", "mosse"] if "2" in tables else [])))
+    extra = ["nanotrack-opencv", "kcf", "mosse"] if "2" in tables else []
+    per_frame = list(dict.fromkeys(bases + extra))
     if "4" in tables and "nanotrack" not in per_frame:
         per_frame.insert(0, "nanotrack")
     for spec in per_frame:
@@ -346,6 +351,17 @@ def to_markdown(result: dict, command: str) -> str:
         "",
         "PatchNet weights: " + ("; ".join(weights) if weights else "—") + ".",
         "",
+        "PatchNet's search extent: " + (
+            f"{result['response_size']}x{result['response_size']} response cells (the same weights over a wider "
+            f"window: ±{result['response_size'] // 2} cells = ±{100 * (result['response_size'] // 2) / 8:.1f} % of the box)"
+            if result.get("response_size") else "the model's own 7x7 response (±3 cells = ±37.5 % of the box)") + ".",
+        "",
+        "NanoTrack: `nanotrack` is `patchnet_zoo.trackers.nanotrack.NanoTrack` (NanoTrack v2's own graphs "
+        "and algorithm, with a tracking state that the skip-frame tracker moves to PatchNet's estimate "
+        "before every key frame — it would otherwise search around the position it saw itself frames "
+        "ago); `cv2.TrackerNano` (the reference tracker, state private) is its per-frame reference row. "
+        "Speed-ups and shares of the skip-frame rows are against per-frame `nanotrack`.",
+        "",
         "Threads: " + THREADS_NOTE.format(threads=m["torch_threads"]),
         "",
         "**Ratios within one run are meaningful**: every row ran in the same process on the same machine, "
@@ -422,7 +438,7 @@ def write_plots(result: dict, out_dir: Path, prefix: str) -> dict:
         keys = [k for k in keys if k in runs]
         if not keys:
             continue
-        slug = title.lower().replace(",", "").replace(" ", "_").replace("-", "_")
+        slug = "_".join(re.findall(r"[a-z0-9]+", title.lower()))
         path = out_dir / f"{prefix}_{slug}.png"
         plot_success_precision({label(k): curves_for_plot(runs[k]) for k in keys}, path,
                                title=f"{title} ({result['split']} split)")
@@ -445,6 +461,8 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--tables", default="2,3,4", help="which tables (default: 2,3,4)")
     p.add_argument("--bases", default="nanotrack,csrt", help="base trackers of tables 2 and 3")
     p.add_argument("--intervals", default="2,3,4,6", help="maximum key-frame intervals of table 3")
+    p.add_argument("--response-size", type=int, default=None,
+                   help="PatchNet's search extent in response cells for every PatchNet row (odd; default: the model's 7)")
     p.add_argument("--matched-interval", type=int, default=4, help="key-frame interval of table 4 (default: 4)")
     p.add_argument("--weights", default=None, help="PatchNet safetensors file (default: the packaged weights)")
     p.add_argument("--aggregation-weights", default=None,
@@ -478,6 +496,7 @@ def main(argv: list[str] | None = None) -> dict:
     load_start = _load()
     result = run_all(args, sequences)
     result.update(split=str(args.split), quick=args.quick, untrained=args.untrained, command=command,
+                  response_size=args.response_size,
                   machine=machine_info(), load_start=load_start, load_end=_load())
     out_dir.mkdir(parents=True, exist_ok=True)
     result["plots"] = write_plots(result, out_dir, args.name)
