@@ -4,9 +4,19 @@
   pysot, pytracking, a callable or a name such as ``"nanotrack"``) as a ``SkipFrameTracker``.
 * ``adapt_tracker`` and the adapter classes -- one ``init(image, box)`` / ``update(image) -> box``
   interface (RGB frames, x,y,w,h 0-based boxes) over the common tracker conventions.
+* ``accelerate_detector(detector, key_frame_interval=5)`` -- any detector (effdet, torchvision,
+  ONNX, FastestDet, a callable) as a ``SkipFrameDetector``: the detector on key frames, every box
+  carried by PatchNet (class and score kept) in between.
 
 Importing this package is light: OpenCV and torch load when a tracker first needs them.
 """
+from .skip_frame_detector import (
+    BOUNDARY_MODES,
+    DETECTION_INTER_METHODS,
+    POLICIES,
+    SkipFrameDetector,
+    accelerate_detector,
+)
 from .skip_frame_tracker import INTER_METHODS, SkipFrameTracker, accelerate
 from .tracker_adapters import (
     CallableAdapter,
@@ -31,4 +41,9 @@ __all__ = [
     "OpenCVAdapter",
     "CallableAdapter",
     "convert_box",
+    "accelerate_detector",
+    "SkipFrameDetector",
+    "DETECTION_INTER_METHODS",
+    "POLICIES",
+    "BOUNDARY_MODES",
 ]

@@ -1,0 +1,366 @@
+"""Run an expensive detector on key frames only, and carry every box through the frames between.
+
+```python
+from patchnet_zoo.accel import accelerate_detector
+
+det = accelerate_detector("fastestdet", key_frame_interval=5)   # any detector adapt_detector knows
+det.reset()                                   # at the start of every video
+for frame in frames:                          # RGB HxWx3 uint8
+    d = det(frame)                            # Detections: xyxy, scores, class_ids, from_key_frame
+print(det.stats)   # frames, key_frames, key_frame_ratio, detector_s, propagation_s, boxes_propagated
+```
+
+The scheme (the paper's §5.1, after Detect or Track):
+
+* **Key frames** run the detector. Its boxes are returned as they are (``from_key_frame=True``),
+  and with ``inter="patchnet"`` every box is encoded as a PatchNet template, all in one call.
+* **Inter frames** carry each key-frame box to the current frame, keeping its class and score
+  (``from_key_frame=False``). PatchNet matches the key-frame templates with each search window
+  centred on the box's estimate in the *previous* frame (a window fixed on the key-frame box cannot
+  follow a box that moved more than +-37.5 % of its size before the next key frame), all boxes of a
+  frame in one batched ``PatchMatcher.match`` call. ``hold`` repeats the key-frame boxes; ``kcf``
+  and ``mosse`` run one OpenCV tracker per box, initialised and primed on the key frame.
+* **Frame boundary**: ``boundary="clip"`` clips the returned boxes to the frame and drops a box once
+  nothing of it is left inside; ``boundary="drop"`` drops a box as soon as its centre leaves the
+  frame (the paper's "unless they exceed the frame boundary") and clips the others. A dropped box
+  stays dropped until the next key frame.
+* **Key-frame policy**: ``"fixed"`` -- the detector on every ``key_frame_interval``-th frame.
+  ``"adaptive"`` -- at most every ``key_frame_interval`` frames, and sooner when the scene changes
+  (mean absolute difference of small grey thumbnails of the key frame and this frame above
+  ``scene_change``, checked before any propagation) or when the share of propagated boxes whose
+  PatchNet confidence is below ``conf_threshold`` exceeds ``max_low_share`` (the propagation of
+  this frame is then discarded and the detector runs on it).
+
+The detection package never imports OpenCV at module level, and neither does this module; the
+OpenCV trackers load when ``inter`` is ``kcf`` / ``mosse``.
+"""
+from __future__ import annotations
+
+import logging
+import time
+
+import numpy as np
+
+from ..detection.adapters import adapt_detector
+from ..detection.detections import Detections
+
+__all__ = ["SkipFrameDetector", "accelerate_detector", "DETECTION_INTER_METHODS", "POLICIES", "BOUNDARY_MODES"]
+
+logger = logging.getLogger(__name__)
+
+DETECTION_INTER_METHODS = ("patchnet", "hold", "kcf", "mosse")
+POLICIES = ("fixed", "adaptive")
+BOUNDARY_MODES = ("clip", "drop")
+_THUMB_WIDTH = 64
+
+
+def _thumbnail(frame: np.ndarray) -> np.ndarray:
+    """A small grey float32 image (about 64 px wide, strided) for the scene-change test."""
+    step = max(1, frame.shape[1] // _THUMB_WIDTH)
+    small = frame[::step, ::step].astype(np.float32)
+    return small.mean(2) if small.ndim == 3 else small
+
+
+class SkipFrameDetector:
+    """A detector on key frames, PatchNet (or ``hold`` / ``kcf`` / ``mosse``) in between.
+
+    Args:
+        detector: anything ``detection.adapt_detector`` accepts (a ``Detector``, an effdet bench, a
+            torchvision model, an ONNX model, a spec string such as ``"fastestdet"``, a callable).
+        key_frame_interval: frames from one key frame to the next (``"adaptive"``: the most).
+        policy: ``"fixed"`` or ``"adaptive"`` (see the module docstring).
+        inter: ``"patchnet"``, ``"hold"``, ``"kcf"`` (KCF with its failure gate off, primed) or ``"mosse"``.
+        matcher: a ``PatchMatcher`` or ``PatchNet`` (default: the pretrained PatchNet, loaded on first use).
+        response_size: PatchNet's search extent in response cells (odd; default the model's 7 = the
+            paper's window, 1.86x the box).
+        boundary: ``"clip"`` or ``"drop"``.
+        size_damping: PatchNet's size update per frame, ``s = 1 - d + d * new / old`` per axis
+            (``None`` takes the regressed size as it is).
+        conf_threshold, max_low_share, scene_change: the adaptive policy's triggers
+            (``scene_change`` is a mean absolute grey difference in 0-255 units; ``None`` = off).
+        min_size: smallest width/height (pixels) a propagated box may shrink to.
+
+    Attributes:
+        last_was_key: whether the last frame was a key frame.
+        last_confidence: per returned box, the inter-frame confidence (NaN on key frames and for hold).
+    """
+
+    def __init__(self, detector, key_frame_interval: int = 5, policy: str = "fixed", inter: str = "patchnet",
+                 matcher=None, response_size: int | None = None, boundary: str = "clip",
+                 size_damping: float | None = 0.25, conf_threshold: float = 0.5, max_low_share: float = 0.5,
+                 scene_change: float | None = 30.0, min_size: float = 2.0):
+        if isinstance(key_frame_interval, bool) or int(key_frame_interval) != key_frame_interval \
+                or key_frame_interval < 1:
+            raise ValueError(f"key_frame_interval must be an integer >= 1, got {key_frame_interval!r}")
+        policy = str(policy).strip().lower()
+        if policy not in POLICIES:
+            raise ValueError(f"policy must be one of {POLICIES}, got {policy!r}")
+        inter = str(inter).strip().lower().replace("_", "-")
+        if inter in ("kcf*", "kcf-star"):
+            inter = "kcf"
+        if inter not in DETECTION_INTER_METHODS:
+            raise ValueError(f"inter must be one of {DETECTION_INTER_METHODS}, got {inter!r}")
+        if boundary not in BOUNDARY_MODES:
+            raise ValueError(f"boundary must be one of {BOUNDARY_MODES}, got {boundary!r}")
+        if matcher is not None and inter != "patchnet":
+            raise ValueError(f"a matcher is only used by inter='patchnet', not by inter={inter!r}")
+        if response_size is not None and (int(response_size) != response_size or response_size < 1
+                                          or response_size % 2 == 0):
+            raise ValueError(f"response_size must be an odd positive integer, got {response_size!r}")
+        if size_damping is not None and not 0.0 <= float(size_damping) <= 1.0:
+            raise ValueError(f"size_damping must be in [0, 1] or None, got {size_damping!r}")
+        if not 0.0 <= float(max_low_share) <= 1.0:
+            raise ValueError(f"max_low_share must be in [0, 1], got {max_low_share!r}")
+        self.detector = adapt_detector(detector)
+        self.key_frame_interval = int(key_frame_interval)
+        self.policy = policy
+        self.inter = inter
+        self.response_size = None if response_size is None else int(response_size)
+        self.boundary = boundary
+        self.size_damping = None if size_damping is None else float(size_damping)
+        self.conf_threshold = float(conf_threshold)
+        self.max_low_share = float(max_low_share)
+        self.scene_change = None if scene_change is None else float(scene_change)
+        self.min_size = float(min_size)
+        self._matcher_arg = matcher
+        self._matcher = None
+        self.name = f"{getattr(self.detector, 'name', 'detector')}+{inter}@{self.key_frame_interval}" + (
+            "a" if policy == "adaptive" else "")
+        self.reset()
+
+    # ---------------------------------------------------------------------------------- state
+    def reset(self) -> None:
+        """Forget every box, template and tracker, and zero the statistics: call it at the start of
+        each video (the next frame is a key frame)."""
+        self._key: Detections | None = None  # the key-frame detections still carried
+        self._est: np.ndarray | None = None  # (N, 4) float64 x,y,w,h, unclipped estimates
+        self._templates = None
+        self._trackers: list = []
+        self._thumb: np.ndarray | None = None
+        self._since_key = 0
+        self._hw: tuple[int, int] | None = None
+        self.last_was_key = False
+        self.last_confidence = np.zeros(0, np.float32)
+        self.reset_stats()
+
+    def reset_stats(self) -> None:
+        """Zero the statistics only (the boxes being carried are kept)."""
+        self._stats = {"frames": 0, "key_frames": 0, "detector_s": 0.0, "propagation_s": 0.0,
+                       "boxes_propagated": 0, "boxes_dropped": 0, "forced_by_confidence": 0,
+                       "forced_by_scene_change": 0}
+
+    @property
+    def stats(self) -> dict:
+        """``frames``, ``key_frames``, ``key_frame_ratio`` (key frames / frames), ``detector_s``
+        (seconds in the detector), ``propagation_s`` (seconds carrying boxes: template encoding or
+        tracker set-up on key frames, matching on inter frames), ``boxes_propagated`` (box-frames
+        carried), ``boxes_dropped`` (boxes that left the frame), ``forced_by_confidence`` and
+        ``forced_by_scene_change`` (early key frames of the adaptive policy)."""
+        s = dict(self._stats)
+        s["key_frame_ratio"] = s["key_frames"] / s["frames"] if s["frames"] else float("nan")
+        return s
+
+    @property
+    def gflops_per_frame(self) -> float | None:
+        """The detector's cost per key frame (the per-frame average depends on the key-frame rate)."""
+        return getattr(self.detector, "gflops_per_frame", None)
+
+    @property
+    def matcher(self):
+        """The ``PatchMatcher`` of ``inter="patchnet"`` (built, or loaded, on first use)."""
+        if self.inter != "patchnet":
+            return None
+        if self._matcher is None:
+            from ..matching import PatchMatcher
+
+            m = self._matcher_arg
+            if m is None:
+                from ..trackers.patchnet_tracker import load_pretrained_patchnet
+
+                m = load_pretrained_patchnet("patchnet")
+            if isinstance(m, PatchMatcher):
+                if self.response_size is not None:
+                    m = PatchMatcher(m.model, min_size=m.min_size, response_size=self.response_size)
+            else:
+                m = PatchMatcher(m, min_size=self.min_size, response_size=self.response_size)
+            self._matcher = m
+        return self._matcher
+
+    # ------------------------------------------------------------------------------------ API
+    def __call__(self, frame) -> Detections:
+        """Detections of ``frame`` (RGB HxWx3 uint8): the detector's on a key frame, carried otherwise."""
+        from ..detection.adapters import check_frame
+
+        frame = check_frame(frame)
+        hw = frame.shape[:2]
+        if self._hw is not None and hw != self._hw:
+            raise ValueError(f"frame size changed from {self._hw} to {hw} within a video; call reset() "
+                             "between videos")
+        self._hw = hw
+        self._stats["frames"] += 1
+        first = self._key is None
+        self._since_key += 1
+        if first or self._since_key >= self.key_frame_interval:
+            return self._key_frame(frame)
+        thumb = None
+        if self.policy == "adaptive" and self.scene_change is not None:
+            thumb = _thumbnail(frame)
+            if self._thumb is not None and float(np.abs(thumb - self._thumb).mean()) > self.scene_change:
+                self._stats["forced_by_scene_change"] += 1
+                return self._key_frame(frame, thumb)
+        out = self._inter_frame(frame)
+        if self.policy == "adaptive" and len(self.last_confidence):
+            low = float(np.mean(self.last_confidence < self.conf_threshold))
+            if low > self.max_low_share:
+                self._stats["forced_by_confidence"] += 1
+                return self._key_frame(frame, thumb)
+        return out
+
+    def process(self, frames, progress: bool = False, total: int | None = None, desc: str = "detecting"):
+        """Yield ``Detections`` for each frame of an iterable (``reset()`` first: one video)."""
+        from tqdm.auto import tqdm
+
+        self.reset()
+        for frame in tqdm(frames, total=total, desc=desc, unit="frame", disable=not progress, leave=False):
+            yield self(frame)
+
+    # -------------------------------------------------------------------------------- key frames
+    def _key_frame(self, frame: np.ndarray, thumb: np.ndarray | None = None) -> Detections:
+        self._since_key = 0
+        self._stats["key_frames"] += 1
+        t0 = time.perf_counter()
+        det = self.detector(frame)
+        self._stats["detector_s"] += time.perf_counter() - t0
+        if not isinstance(det, Detections):
+            raise TypeError(f"the detector returned {type(det).__name__}, expected Detections (wrap it with "
+                            "adapt_detector)")
+        det = det.with_key_frame(True)
+        self._key = det
+        self._est = det.xywh.astype(np.float64)
+        if self.policy == "adaptive" and self.scene_change is not None:
+            self._thumb = thumb if thumb is not None else _thumbnail(frame)
+        self.last_was_key = True
+        self.last_confidence = np.full(len(det), np.nan, np.float32)
+        if self.key_frame_interval > 1 and len(det):
+            self.matcher  # load the model outside the clock (once)
+            t0 = time.perf_counter()
+            self._start_inter(frame)
+            self._stats["propagation_s"] += time.perf_counter() - t0
+        return det
+
+    def _start_inter(self, frame: np.ndarray) -> None:
+        if self.inter == "patchnet":
+            import torch
+
+            from ..geometry import to_frame_tensor
+
+            boxes = torch.as_tensor(self._est, dtype=torch.float32)
+            self._templates = self.matcher.encode(to_frame_tensor(frame), boxes)
+        elif self.inter in ("kcf", "mosse"):
+            from ..trackers.opencv_trackers import create_opencv_tracker
+
+            bgr = np.ascontiguousarray(frame[..., ::-1])  # converted once for all boxes
+            self._trackers = []
+            for box in self._est:
+                # the adapter is told its tracker wants "rgb" so it passes our BGR frame through as is
+                t = create_opencv_tracker(self.inter, channel_order="rgb")
+                try:
+                    t.init(bgr, box)
+                except Exception as e:  # noqa: BLE001 - OpenCV rejects e.g. boxes mostly outside: hold it
+                    logger.debug("%s could not start on box %s: %s", self.inter, box.tolist(), e)
+                    t = None
+                self._trackers.append(t)
+
+    # ------------------------------------------------------------------------------ inter frames
+    def _inter_frame(self, frame: np.ndarray) -> Detections:
+        self.last_was_key = False
+        n = len(self._key)
+        if n == 0:
+            self.last_confidence = np.zeros(0, np.float32)
+            return Detections.empty()
+        t0 = time.perf_counter()
+        prev = self._est
+        if self.inter == "patchnet":
+            new, conf = self._match(frame, prev)
+        elif self.inter == "hold":
+            new, conf = prev.copy(), np.full(n, np.nan, np.float32)
+        else:
+            new, conf = self._track(frame, prev)
+        self._est = new
+        keep = self._inside(new)
+        if not keep.all():
+            self._drop(~keep)
+            conf = conf[keep]
+        self._stats["propagation_s"] += time.perf_counter() - t0
+        self._stats["boxes_propagated"] += len(self._key)
+        out = Detections.from_xywh(self._est, self._key.scores, self._key.class_ids, False)
+        out = out.clip(self._hw, min_size=1.0)  # returned boxes always lie in the frame
+        self.last_confidence = conf.astype(np.float32)
+        return out
+
+    def _match(self, frame: np.ndarray, prev: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        import torch
+
+        from ..geometry import to_frame_tensor
+
+        result = self.matcher.match(self._templates, to_frame_tensor(frame), torch.as_tensor(prev, dtype=torch.float32))
+        new = result.boxes.double().numpy()
+        conf = result.confidence.float().numpy().copy()
+        bad = ~np.isfinite(new).all(1) | (new[:, 2] <= 0) | (new[:, 3] <= 0) | (conf <= 0)
+        if self.size_damping is not None:
+            centre = new[:, :2] + new[:, 2:] / 2
+            size = prev[:, 2:] * ((1.0 - self.size_damping) + self.size_damping * new[:, 2:] / prev[:, 2:])
+            new = np.concatenate([centre - size / 2, size], 1)
+        new[bad] = prev[bad]  # nothing found (e.g. a window outside the frame): stay put
+        new[:, 2:] = np.maximum(new[:, 2:], self.min_size)
+        return new, conf
+
+    def _track(self, frame: np.ndarray, prev: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        bgr = np.ascontiguousarray(frame[..., ::-1])
+        new = prev.copy()
+        conf = np.zeros(len(prev), np.float32)
+        for i, t in enumerate(self._trackers):
+            if t is None:
+                continue
+            try:
+                b = np.asarray(t.update(bgr), dtype=np.float64).reshape(4)
+            except Exception as e:  # noqa: BLE001 - an OpenCV error on one box: that box holds
+                logger.debug("%s failed on box %d: %s", self.inter, i, e)
+                continue
+            if np.isfinite(b).all() and b[2] > 0 and b[3] > 0:
+                new[i] = b
+                conf[i] = 1.0 if getattr(t, "ok", True) else 0.0
+        return new, conf
+
+    def _inside(self, est: np.ndarray) -> np.ndarray:
+        """Which carried boxes stay: ``drop`` -- centre inside the frame; ``clip`` -- at least one
+        pixel of width and height inside."""
+        h, w = self._hw
+        if self.boundary == "drop":
+            cx, cy = est[:, 0] + est[:, 2] / 2, est[:, 1] + est[:, 3] / 2
+            return (cx >= 0) & (cx < w) & (cy >= 0) & (cy < h)
+        x1, y1 = np.maximum(est[:, 0], 0), np.maximum(est[:, 1], 0)
+        x2, y2 = np.minimum(est[:, 0] + est[:, 2], w), np.minimum(est[:, 1] + est[:, 3], h)
+        return ((x2 - x1) >= 1.0) & ((y2 - y1) >= 1.0)
+
+    def _drop(self, gone: np.ndarray) -> None:
+        keep = ~gone
+        self._stats["boxes_dropped"] += int(gone.sum())
+        self._key = self._key[keep]
+        self._est = self._est[keep]
+        if self._templates is not None and self.inter == "patchnet":
+            import torch
+
+            self._templates = self._templates.select(torch.as_tensor(keep))
+        if self._trackers:
+            self._trackers = [t for t, k in zip(self._trackers, keep) if k]
+
+    def __repr__(self) -> str:
+        return (f"SkipFrameDetector(detector={getattr(self.detector, 'name', '?')!r}, key_frame_interval="
+                f"{self.key_frame_interval}, policy={self.policy!r}, inter={self.inter!r}, boundary={self.boundary!r})")
+
+
+def accelerate_detector(detector, key_frame_interval: int = 5, **kwargs) -> SkipFrameDetector:
+    """``SkipFrameDetector(adapt_detector(detector), key_frame_interval, **kwargs)``: run ``detector``
+    on key frames only and carry its boxes with PatchNet (or ``inter``) in between."""
+    return SkipFrameDetector(detector, key_frame_interval=key_frame_interval, **kwargs)

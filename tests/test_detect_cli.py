@@ -1,0 +1,92 @@
+"""``patchnet-zoo detect`` on a real video file and an image folder (outputs, key-frame marks,
+MOTChallenge rows) and ``patchnet-zoo benchmark detection`` end to end on a few frames."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from patchnet_zoo import cli
+
+
+@pytest.fixture(scope="module")
+def tud_dir(data_root):
+    seq = data_root / "mot" / "TUD-Campus"
+    if not (seq / "img1").is_dir():
+        pytest.skip(f"no TUD-Campus at {seq}")
+    try:
+        from patchnet_zoo.detection import FastestDet
+
+        FastestDet()
+    except FileNotFoundError as e:
+        pytest.skip(f"FastestDet weights not available: {e}")
+    return seq
+
+
+@pytest.fixture(scope="module")
+def tud_video(tud_dir, tmp_path_factory):
+    from patchnet_zoo.data.readers import _imread_rgb
+    from patchnet_zoo.viz import write_video
+
+    files = sorted((tud_dir / "img1").glob("*.jpg"))[:9]
+    return write_video(tmp_path_factory.mktemp("video") / "tud.mp4", [_imread_rgb(f) for f in files], fps=25)
+
+
+def _rows(path):
+    return np.loadtxt(path, delimiter=",", ndmin=2)
+
+
+def test_detect_video(tud_video, tmp_path, capsys):
+    out = tmp_path / "out"
+    rc = cli.main(["detect", str(tud_video), "--detector", "fastestdet", "--key-frame-interval", "4",
+                   "--classes", "0", "--out", str(out), "--no-progress"])
+    assert rc == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["frames"] == 9 and summary["key_frames"] == 3  # frames 0, 4, 8
+    assert summary["stats"]["key_frames"] == 3
+    rows = _rows(out / "detections.txt")
+    assert set(rows[:, 0].astype(int)) <= set(range(1, 10)) and len(set(rows[:, 0].astype(int))) >= 8
+    key = {int(f): int(k) for f, k in zip(rows[:, 0], rows[:, 8])}
+    assert [f for f, k in sorted(key.items()) if k] == [1, 5, 9]  # 1-based frames of the key frames
+    assert (rows[:, 7] == 0).all() and (rows[:, 6] >= 0.3).all()  # persons only, above the threshold
+    assert (rows[:, 4] > 0).all() and (rows[:, 5] > 0).all()
+    assert (out / summary["outputs"]["video"]).stat().st_size > 0
+    assert "wrote" in capsys.readouterr().out
+
+
+def test_detect_image_folder_every_frame(tud_dir, tmp_path):
+    out = tmp_path / "folder"
+    rc = cli.main(["detect", str(tud_dir / "img1"), "--key-frame-interval", "1", "--max-frames", "3",
+                   "--no-video", "--out", str(out), "--no-progress"])
+    assert rc == 0
+    s = json.loads((out / "summary.json").read_text())
+    assert s["frames"] == 3 and s["key_frames"] == 3 and s["outputs"]["video"] is None
+
+
+def test_benchmark_detection_json(tud_dir, tmp_path):
+    data = tmp_path / "data" / "mot"
+    data.mkdir(parents=True)
+    (data / "TUD-Campus").symlink_to(tud_dir)
+    out = tmp_path / "bench.json"
+    rc = cli.main(["benchmark", "detection", "--data", str(tmp_path / "data"), "--detector", "fastestdet",
+                   "--key-frame-interval", "3", "--inter", "patchnet", "--max-frames", "10", "--json", str(out)])
+    assert rc == 0
+    r = json.loads(out.read_text())
+    for key in ("map50", "map", "ms_per_frame", "speedup", "key_frames", "frames"):
+        assert key in r
+    assert r["frames"] == 10 and r["key_frames"] == 4
+    assert 0.4 < r["map50"] <= 1.0 and r["map"] < r["map50"]
+    assert r["speedup"] > 0 and r["per_frame"]["map50"] > 0.4
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["detect", "missing.mp4", "--out", "x"], "no video file"),
+    (["detect", "{video}", "--detector", "yolo:v8", "--out", "{tmp}"], "unknown detector spec"),
+    (["benchmark", "detection", "--data", "{tmp}", "--json", "{tmp}/r.json"], "no MOTChallenge sequences"),
+])
+def test_errors_are_one_line(argv, message, tud_video, tmp_path, capsys):
+    argv = [a.format(video=tud_video, tmp=tmp_path) for a in argv]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1

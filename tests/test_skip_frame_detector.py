@@ -1,0 +1,194 @@
+"""``SkipFrameDetector``: key frames, batched PatchNet propagation (class and score kept), frame
+boundary handling, the adaptive policy, reset, and the gain over hold on real pedestrians."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from patchnet_zoo.accel import SkipFrameDetector, accelerate_detector
+from patchnet_zoo.detection import Detections
+from patchnet_zoo.detection.mot_eval import box_iou_xyxy
+
+
+def _scene(n: int, step=(6.0, 2.0), size=(40, 30), hw=(160, 240), seed=0, start=(40.0, 60.0)):
+    """A textured rectangle moving over a textured background; returns frames and true xyxy boxes."""
+    rng = np.random.default_rng(seed)
+    bg = (rng.random((hw[0] // 8, hw[1] // 8, 3)) * 255).astype(np.uint8).repeat(8, 0).repeat(8, 1)
+    obj = (rng.random((size[1] // 5, size[0] // 5, 3)) * 255).astype(np.uint8).repeat(5, 0).repeat(5, 1)
+    frames, boxes = [], []
+    for i in range(n):
+        x, y = start[0] + step[0] * i, start[1] + step[1] * i
+        f = bg.copy()
+        x0, y0 = int(round(x)), int(round(y))
+        xs, ys = max(x0, 0), max(y0, 0)
+        xe, ye = min(x0 + size[0], hw[1]), min(y0 + size[1], hw[0])
+        if xe > xs and ye > ys:
+            f[ys:ye, xs:xe] = obj[ys - y0:ye - y0, xs - x0:xe - x0]
+        frames.append(f)
+        boxes.append([x0, y0, x0 + size[0], y0 + size[1]])
+    return frames, np.asarray(boxes, np.float32)
+
+
+class Oracle:
+    """A detector that knows the truth: one box of class 3, score 0.77; counts its calls."""
+
+    def __init__(self, boxes):
+        self.boxes, self.i, self.calls = boxes, 0, 0
+
+    def __call__(self, frame):
+        self.calls += 1
+        return Detections(self.boxes[self.i:self.i + 1], [0.77], [3], True)
+
+
+def _run(det, oracle, frames):
+    out = []
+    for i, f in enumerate(frames):
+        oracle.i = i
+        out.append(det(f))
+    return out
+
+
+@pytest.fixture(scope="module")
+def matcher():
+    from patchnet_zoo.trackers.patchnet_tracker import load_pretrained_patchnet
+
+    return load_pretrained_patchnet("patchnet")
+
+
+def test_patchnet_carries_boxes_between_key_frames(matcher):
+    frames, truth = _scene(12)
+    oracle = Oracle(truth)
+    det = SkipFrameDetector(oracle, key_frame_interval=4, matcher=matcher)
+    out = _run(det, oracle, frames)
+    assert oracle.calls == 3 and det.stats["key_frames"] == 3 and det.stats["frames"] == 12
+    assert det.stats["key_frame_ratio"] == pytest.approx(0.25)
+    for i, d in enumerate(out):
+        assert len(d) == 1 and d.class_ids[0] == 3 and d.scores[0] == pytest.approx(0.77)
+        assert bool(d.from_key_frame[0]) == (i % 4 == 0)
+    ious = [box_iou_xyxy(out[i].boxes, truth[i:i + 1])[0, 0] for i in range(12) if i % 4]
+    assert min(ious) > 0.7  # it follows the box
+    hold = SkipFrameDetector(Oracle(truth), key_frame_interval=4, inter="hold")
+    oracle2 = hold.detector.fn if hasattr(hold.detector, "fn") else None
+    hold_out = _run(hold, oracle2, frames)
+    hold_ious = [box_iou_xyxy(hold_out[i].boxes, truth[i:i + 1])[0, 0] for i in range(12) if i % 4]
+    assert np.mean(ious) > np.mean(hold_ious) + 0.2
+
+
+def test_all_boxes_in_one_batched_match_per_frame(matcher):
+    from patchnet_zoo.matching import PatchMatcher
+
+    frames, truth = _scene(6)
+    three = np.concatenate([truth[:, None], truth[:, None] + [[100, 60, 100, 60]], truth[:, None] + [[0, 70, 0, 70]]], 1)
+
+    class Many:
+        i = 0
+
+        def __call__(self, frame):
+            return Detections(three[self.i], [0.9, 0.8, 0.7], [0, 1, 2], True)
+
+    class Counting(PatchMatcher):
+        calls: list = []
+
+        def match(self, templates, frame, search_boxes=None):
+            Counting.calls.append(len(templates))
+            return super().match(templates, frame, search_boxes)
+
+    many = Many()
+    det = SkipFrameDetector(many, key_frame_interval=6, matcher=Counting(matcher))
+    for i, f in enumerate(frames):
+        many.i = i
+        d = det(f)
+    assert Counting.calls == [3] * 5  # one call per inter frame, all three boxes in it
+    assert d.class_ids.tolist() == [0, 1, 2] and d.scores.tolist() == pytest.approx([0.9, 0.8, 0.7])
+    assert det.stats["boxes_propagated"] == 15
+
+
+@pytest.mark.parametrize("boundary", ["clip", "drop"])
+def test_boxes_leaving_the_frame(matcher, boundary):
+    frames, truth = _scene(10, step=(14.0, 0.0), start=(150.0, 60.0))  # exits on the right (width 240)
+    oracle = Oracle(truth)
+    det = SkipFrameDetector(oracle, key_frame_interval=10, matcher=matcher, boundary=boundary)
+    out = _run(det, oracle, frames)
+    for d in out:
+        if len(d):
+            assert (d.boxes[:, 2] <= 240).all() and (d.boxes[:, 0] >= 0).all()
+    centre_out = [i for i in range(10) if (truth[i, 0] + truth[i, 2]) / 2 >= 240]
+    if boundary == "drop":
+        assert centre_out and all(len(out[i]) == 0 for i in centre_out[1:])
+        assert det.stats["boxes_dropped"] == 1
+    else:
+        partly = [i for i in range(1, 10) if truth[i, 2] > 240 and truth[i, 0] < 230]
+        assert partly and all(len(out[i]) == 1 for i in partly)
+
+
+def test_adaptive_policy_reacts_to_a_scene_cut(matcher):
+    frames, truth = _scene(10)
+    other, _ = _scene(10, seed=5)
+    frames = frames[:5] + other[5:]  # a cut at frame 5
+    oracle = Oracle(truth)
+    det = SkipFrameDetector(oracle, key_frame_interval=8, policy="adaptive", matcher=matcher)
+    _run(det, oracle, frames)
+    assert det.stats["forced_by_scene_change"] == 1
+    assert oracle.calls == 2  # frame 0 and the cut; no more before the interval runs out
+    fixed_oracle = Oracle(truth)
+    fixed = SkipFrameDetector(fixed_oracle, key_frame_interval=8, matcher=matcher)
+    _run(fixed, fixed_oracle, frames)
+    assert fixed_oracle.calls == 2 and fixed.stats["forced_by_scene_change"] == 0  # frames 0 and 8
+
+
+def test_reset_starts_a_new_video(matcher):
+    frames, truth = _scene(5)
+    oracle = Oracle(truth)
+    det = accelerate_detector(oracle, key_frame_interval=10, matcher=matcher)
+    _run(det, oracle, frames[:3])
+    det.reset()
+    assert det.stats["frames"] == 0
+    oracle.i = 3
+    d = det(frames[3])
+    assert d.from_key_frame.all() and det.last_was_key and oracle.calls == 2
+    with pytest.raises(ValueError, match="frame size changed"):
+        det(frames[0][:100])
+
+
+def test_kcf_and_mosse_run_one_tracker_per_box():
+    pytest.importorskip("cv2")
+    frames, truth = _scene(8, step=(3.0, 1.0))  # MOSSE loses a 6-px-per-frame step
+    for inter in ("kcf", "mosse"):
+        oracle = Oracle(truth)
+        det = SkipFrameDetector(oracle, key_frame_interval=8, inter=inter)
+        out = _run(det, oracle, frames)
+        assert all(len(d) == 1 for d in out) and not out[-1].from_key_frame.any()
+        assert box_iou_xyxy(out[-1].boxes, truth[-1:])[0, 0] > 0.5
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="key_frame_interval"):
+        SkipFrameDetector(lambda f: [], key_frame_interval=0)
+    with pytest.raises(ValueError, match="inter"):
+        SkipFrameDetector(lambda f: [], inter="optical-flow")
+    with pytest.raises(ValueError, match="policy"):
+        SkipFrameDetector(lambda f: [], policy="sometimes")
+    with pytest.raises(ValueError, match="boundary"):
+        SkipFrameDetector(lambda f: [], boundary="wrap")
+    with pytest.raises(ValueError, match="matcher"):
+        SkipFrameDetector(lambda f: [], inter="hold", matcher=object())
+    with pytest.raises(ValueError, match="response_size"):
+        SkipFrameDetector(lambda f: [], response_size=8)
+
+
+def test_beats_hold_on_real_pedestrians(data_root, matcher):
+    """PETS09-S3-MF1 is 7 fps: people move far between frames, so a held box goes stale."""
+    from patchnet_zoo.detection import FastestDet
+    from patchnet_zoo.detection.runner import benchmark_detection, load_mot_sequences
+
+    try:
+        fd = FastestDet(classes=[0])
+    except FileNotFoundError as e:
+        pytest.skip(f"FastestDet weights not available: {e}")
+    seqs = load_mot_sequences([data_root / "mot" / "PETS09-S3-MF1"], max_frames=25)
+    per_frame = benchmark_detection(lambda: fd, seqs)
+    pn = benchmark_detection(lambda: SkipFrameDetector(fd, key_frame_interval=5, matcher=matcher), seqs)
+    hold = benchmark_detection(lambda: SkipFrameDetector(fd, key_frame_interval=5, inter="hold"), seqs)
+    assert pn["key_frames"] == hold["key_frames"] == 5
+    assert pn["map50"] > hold["map50"] + 0.1
+    assert pn["map50"] > per_frame["map50"] - 0.2
