@@ -36,3 +36,46 @@ def skip_frame_tracker(base: str = "nanotrack", key_frame_interval: int = 4, con
 
     return SkipFrameTracker(make_base_tracker(base), key_frame_interval=key_frame_interval,
                             conf_threshold=conf_threshold, **kwargs)
+
+
+def gated_tracker(policy: str = "hard", pretrained: bool = True, **kwargs):
+    """The adaptive-depth gated Siamese tracker (MobileNetV2, five depths, learned early exit) as a
+    single-object tracker: ``init(rgb, (x, y, w, h))``, ``update(rgb) -> (x, y, w, h)``; also a base
+    tracker for ``skip_frame_tracker(base="gated")``.
+
+    Args:
+        policy: ``hard`` (stop at the first confident depth; ``hard0.4`` sets the threshold),
+            ``soft`` or ``fixed1`` .. ``fixed5``.
+        pretrained: the weights shipped in the package (sha256-checked, strict); ``False`` builds an
+            ImageNet-initialised, gate-untrained model (needs the MobileNetV2 ImageNet file).
+        **kwargs: ``GatedTracker`` options (``scale_step``, ``window``...).
+
+    ``tracker.last_depth`` is the exit depth of the last frame, ``tracker.gflops_per_frame`` the mean
+    GMACs per update so far.
+    """
+    from patchnet_zoo.trackers.gated_tracker import GatedTracker, load_gated_model, parse_policy
+
+    if pretrained:
+        model = load_gated_model()
+    else:
+        from patchnet_zoo.models.gated_siamese import GatedSiameseTracker
+
+        model = GatedSiameseTracker()
+    return GatedTracker(model, **{**parse_policy(policy), **kwargs})
+
+
+def skip_frame_detector(detector="fastestdet", key_frame_interval: int = 5, policy: str = "fixed", **kwargs):
+    """Any detector run on key frames only, PatchNet carrying every box (class and score kept) between.
+
+    Args:
+        detector: a spec (``fastestdet`` = FastestDet from ``$PATCHNET_ZOO_WEIGHTS`` or
+            ``../shared/weights``; ``onnx:PATH``, ``effdet:NAME[:CHECKPOINT]``, ``torchvision:NAME[:WEIGHTS]``,
+            ``python:MODULE:FUNCTION``), or a detector object (effdet bench, torchvision model, callable).
+        key_frame_interval: the detector runs every N frames (``policy="adaptive"``: at most every N).
+        **kwargs: ``SkipFrameDetector`` options (``inter``, ``boundary``, ``response_size``...).
+
+    Call ``reset()`` at the start of every video; ``det(rgb_frame)`` returns ``Detections``.
+    """
+    from patchnet_zoo.accel import SkipFrameDetector
+
+    return SkipFrameDetector(detector, key_frame_interval=key_frame_interval, policy=policy, **kwargs)

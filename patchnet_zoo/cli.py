@@ -4,12 +4,15 @@
     patchnet-zoo validate -c recipes/patchnet.yaml --ckpt_path CKPT
     patchnet-zoo export CKPT --name patchnet.shared_train --recipe recipes/patchnet.yaml
     patchnet-zoo list [PATTERN] [--pretrained]
+    patchnet-zoo publish MODEL --repo-id OWNER/NAME [--revision BRANCH] [--private] [--pin] [--stage-only DIR]
     patchnet-zoo flops [--model NAME] [--json OUT]
     patchnet-zoo demo [--out DIR] [--data DIR] [--sequence NAME]
     patchnet-zoo benchmark short-range [--data DIR] [--split FILE] --gap 10 --json OUT
     patchnet-zoo benchmark ope [--data DIR] [--split FILE] --tracker SPEC [--key-frame-interval N]
                                [--inter METHOD] [--conf-threshold T] --json OUT
     patchnet-zoo track VIDEO --box x,y,w,h [--tracker SPEC] [--key-frame-interval N] [--inter METHOD] --out DIR
+    patchnet-zoo benchmark detection [--data DIR] --detector SPEC --key-frame-interval N [--inter METHOD] --json OUT
+    patchnet-zoo detect VIDEO --detector SPEC [--key-frame-interval N] [--inter METHOD] --out DIR
 
 Data: ``--data DIR``, else ``$PATCHNET_ZOO_DATA``, else ``../shared/data``. Failures that are the
 user's to fix (unknown model, missing file, bad data) print one line to stderr and exit with 2;
@@ -167,6 +170,23 @@ def cmd_list(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_publish(a: argparse.Namespace) -> int:
+    from .publish import pin_record, publish, stage
+
+    if a.stage_only:
+        for role, path in stage(a.model, a.stage_only, a.repo_id).items():
+            print(f"{role}\t{path}")
+        return 0
+    commit = publish(a.model, a.repo_id, token=a.token, revision=a.revision, private=a.private)
+    print(commit)
+    if a.pin:
+        print(f"pinned {a.repo_id}@{commit} in {pin_record(a.model, a.repo_id, commit)}", file=sys.stderr)
+    else:
+        print(f"pin it: patchnet-zoo publish {a.model} --repo-id {a.repo_id} --pin, or set hf_repo_id/hf_revision "
+              f"in the record", file=sys.stderr)
+    return 0
+
+
 def _registry():
     from . import registry
 
@@ -207,7 +227,9 @@ def cmd_short_range(a: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog=PROG, formatter_class=argparse.RawDescriptionHelpFormatter,
-        description="PatchNet model zoo: train, export, inspect and benchmark PatchNet, and run the demo.",
+        description="PatchNet model zoo: run an expensive detector or tracker on key frames only and\n"
+                    "PatchNet in between. Train, export, publish, inspect and benchmark the models;\n"
+                    "track or detect in videos.",
         epilog="Run `patchnet-zoo COMMAND --help` for the options of one command.\n"
                "Data: --data DIR, else $PATCHNET_ZOO_DATA, else ../shared/data.")
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -229,24 +251,48 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("ckpt", metavar="CKPT", help="Lightning checkpoint of a PatchNetTask")
     e.add_argument("--name", required=True, help="arch.tag, e.g. patchnet.shared_train")
     e.add_argument("--recipe", required=True, help="the recipe that trained it, e.g. recipes/patchnet.yaml")
-    e.add_argument("--data", default="../shared/data (splits/train.txt)",
+    e.add_argument("--data", default="../shared/data (splits/train.txt)", metavar="TEXT",
                    help="description of the training data for the record (default: %(default)s)")
     e.add_argument("--metrics-json", metavar="FILE", help="JSON object of evaluation metrics to record")
     e.add_argument("--speed-json", metavar="FILE", help="JSON object of timings (with a 'device') to record")
     e.add_argument("--out-dir", metavar="DIR", default=None, help="where to write (default: the packaged patchnet_zoo/weights)")
     e.add_argument("--license", default="MIT", help="licence of the weights (default: %(default)s)")
-    e.add_argument("--hf-repo-id", default=None, help="Hugging Face Hub repo that mirrors the file")
-    e.add_argument("--hf-revision", default=None, help="pinned Hub revision (commit hash)")
+    e.add_argument("--hf-repo-id", default=None, metavar="OWNER/NAME",
+                   help="Hugging Face Hub repo that mirrors the file (`patchnet-zoo publish` fills it with --pin)")
+    e.add_argument("--hf-revision", default=None, metavar="COMMIT", help="pinned Hub revision (a commit hash)")
     e.set_defaults(func=cmd_export)
 
     ls = sub.add_parser("list", help="list architectures, or pretrained weights with --pretrained",
-                        description="List model names (fnmatch PATTERN, default '*').")
-    ls.add_argument("pattern", nargs="?", default="*", metavar="PATTERN")
+                        description="List architectures (name and what it is), or with --pretrained the "
+                                    "checkpoints (name, file, sha256, recipe, metrics). Example: "
+                                    "patchnet-zoo list 'patchnet_no*' --pretrained")
+    ls.add_argument("pattern", nargs="?", default="*", metavar="PATTERN",
+                    help="shell-style pattern on the names (default: all)")
     ls.add_argument("--pretrained", action="store_true", help="list arch.tag names that have weights")
     ls.set_defaults(func=cmd_list)
 
-    f = sub.add_parser("flops", help="FLOPs and parameters of a model",
-                       description="Count the FLOPs of a model (no weights needed) and print them as a table.")
+    pub = sub.add_parser(
+        "publish", help="push a checkpoint to the Hugging Face Hub with its model card",
+        description="Upload MODEL's weights (model.safetensors, byte for byte the recorded file), config.json, a "
+                    "model card rendered from its weights record (README.md) and the record itself, in one commit. "
+                    "Prints the commit hash to pin as the record's hf_revision.",
+        epilog="The endpoint is $HF_ENDPOINT (default: the public Hub); the token is --token, else $HF_TOKEN or "
+               "the one saved by `hf auth login`. Example: patchnet-zoo publish patchnet.shared_train "
+               "--repo-id my-org/patchnet --pin")
+    pub.add_argument("model", metavar="MODEL", help="arch.tag with weights (`patchnet-zoo list --pretrained`), or an arch")
+    pub.add_argument("--repo-id", required=True, metavar="OWNER/NAME", help="Hub model repository (created if needed)")
+    pub.add_argument("--revision", default=None, metavar="BRANCH", help="branch to commit to (default: main)")
+    pub.add_argument("--private", action="store_true", help="create the repository private (ignored if it exists)")
+    pub.add_argument("--token", default=None, help="Hub access token (default: $HF_TOKEN or the saved login)")
+    pub.add_argument("--pin", action="store_true",
+                     help="write hf_repo_id and the new commit into the packaged weights record")
+    pub.add_argument("--stage-only", default=None, metavar="DIR",
+                     help="write the repository's files into DIR and upload nothing (to inspect the card)")
+    pub.set_defaults(func=cmd_publish)
+
+    f = sub.add_parser("flops", help="multiply-accumulates (MACs) and parameters of a model",
+                       description="Count the multiply-accumulates of one match (1 MAC = 2 FLOPs) and the parameters "
+                                   "of a model, per stage, and print them as a table (no weights needed).")
     f.add_argument("--model", default="patchnet", metavar="NAME", help="arch or arch.tag (default: %(default)s)")
     f.add_argument("--json", metavar="OUT", help="also write the report as JSON")
     f.set_defaults(func=cmd_flops)
@@ -260,8 +306,8 @@ def build_parser() -> argparse.ArgumentParser:
     d.set_defaults(func=cmd_demo)
 
     b = sub.add_parser("benchmark", help="benchmarks that regenerate the result tables",
-                       description="Benchmarks. Run `patchnet-zoo benchmark short-range --help` or "
-                                           "`patchnet-zoo benchmark ope --help`.")
+                       description="Benchmarks that write the JSON behind docs/results. Run "
+                                   "`patchnet-zoo benchmark BENCHMARK --help` for the options of one.")
     bsub = b.add_subparsers(dest="benchmark", metavar="BENCHMARK", required=True)
     sr = bsub.add_parser("short-range", help="miss rate of box propagation over a fixed frame gap",
                          description="Short-range matching: propagate the ground-truth box GAP frames ahead "
@@ -269,7 +315,7 @@ def build_parser() -> argparse.ArgumentParser:
     sr.add_argument("--data", default=None, metavar="DIR", help=DATA_HELP)
     sr.add_argument("--split", default="val", metavar="FILE",
                     help="split file, or a name in DATA/splits (default: %(default)s)")
-    sr.add_argument("--gap", type=int, default=10, help="frames between template and search (default: %(default)s)")
+    sr.add_argument("--gap", type=int, default=10, metavar="N", help="frames between template and search (default: %(default)s)")
     sr.add_argument("--json", required=True, metavar="OUT", help="where to write the results")
     sr.add_argument("--methods", nargs="+", default=None, metavar="METHOD", help="methods to compare (default: all)")
     sr.add_argument("--max-pairs", type=int, default=None, metavar="N", help="cap on evaluated pairs (default: all)")
@@ -281,6 +327,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_ope_parser(bsub, DATA_HELP)
     add_track_parser(sub)
+    from .detection_cli import add_benchmark_detection_parser, add_detect_parser
+
+    add_benchmark_detection_parser(bsub, DATA_HELP)
+    add_detect_parser(sub)
     return p
 
 

@@ -1,6 +1,12 @@
 """Shipping weights: turn a Lightning checkpoint into a packaged safetensors file plus its record,
 and find a record's file again (packaged file > local path > Hugging Face Hub at a pinned revision).
 
+A Hub repository holds one checkpoint in the layout of ``PyTorchModelHubMixin`` (``model.safetensors``
+and ``config.json``, so ``PatchNet.from_pretrained(repo_id)`` works), plus the model card
+(``README.md``) and the weights record (``weights_record.json``). ``model.safetensors`` is the
+packaged file byte for byte, so the record's sha256 checks a download too.
+``patchnet_zoo.publish`` writes such a repository; ``load_from_hub`` reads one.
+
 Nothing here imports torch, safetensors or huggingface_hub until it is used.
 """
 from __future__ import annotations
@@ -14,7 +20,13 @@ from typing import Any, Mapping
 
 from .registry import ARCHS, WEIGHTS_DIR, Weights, load_state_dict_strict, sha256_file, split_name
 
-__all__ = ["export_checkpoint", "resolve_weights", "is_offline", "cpu_name"]
+__all__ = ["export_checkpoint", "resolve_weights", "load_from_hub", "is_offline", "cpu_name", "HUB_WEIGHTS_FILE",
+           "HUB_CONFIG_FILE", "HUB_RECORD_FILE", "HUB_CARD_FILE"]
+
+HUB_WEIGHTS_FILE = "model.safetensors"  # PyTorchModelHubMixin's file name
+HUB_CONFIG_FILE = "config.json"  # PyTorchModelHubMixin's config (the model's __init__ arguments)
+HUB_RECORD_FILE = "weights_record.json"
+HUB_CARD_FILE = "README.md"
 
 _TRUE = {"1", "on", "yes", "true"}
 
@@ -41,7 +53,18 @@ def _patchnet_init_args() -> set[str]:
     return {p for p in inspect.signature(PatchNet.__init__).parameters if p != "self"}
 
 
+def _arch_init_args(arch: str) -> set[str]:
+    """The ``__init__`` arguments of the model class that builds ``arch``."""
+    import importlib
+
+    module, attr = ARCHS[arch].builder.split(":")
+    cls = getattr(importlib.import_module(module), attr)
+    return {p for p in inspect.signature(cls.__init__).parameters if p != "self"}
+
+
 def _count_flops(model) -> dict:
+    if hasattr(model, "macs_summary"):  # models that count their own cost (per depth, ...)
+        return dict(model.macs_summary())
     try:
         from .eval.flops import count_patchnet_flops
     except ImportError:
@@ -60,7 +83,7 @@ def _short_float32(x: float) -> float:
     return float(np.format_float_positional(np.float32(x), unique=True))
 
 
-def read_checkpoint(path: str | Path) -> tuple[dict, dict]:
+def read_checkpoint(path: str | Path, arch: str = "patchnet") -> tuple[dict, dict]:
     """PatchNet weights and init args from a Lightning checkpoint of ``PatchNetTask`` (keys
     ``model.*``, args from ``hyper_parameters``) or from a plain state dict (no args)."""
     import torch
@@ -76,7 +99,7 @@ def read_checkpoint(path: str | Path) -> tuple[dict, dict]:
         state = {k[len("model."):]: v for k, v in state.items() if k.startswith("model.")}
     if not state:
         raise ValueError(f"{path} has no PatchNet weights")
-    allowed = _patchnet_init_args()
+    allowed = _arch_init_args(arch)
     config = {k: v for k, v in dict(ckpt.get("hyper_parameters") or {}).items() if k in allowed}
     return state, config
 
@@ -96,20 +119,18 @@ def export_checkpoint(ckpt_path: str | Path, name: str, recipe: str, data: str,
     """
     from safetensors.torch import save_file
 
-    from .models.patchnet import PatchNet
-
     arch, tag = split_name(name)
     if arch not in ARCHS or not tag or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_\-]*", tag):
         raise ValueError(f"export name must be 'arch.tag' with arch one of {sorted(ARCHS)}; got {name!r}")
-    state, config = read_checkpoint(ckpt_path)
-    allowed = _patchnet_init_args()
+    state, config = read_checkpoint(ckpt_path, arch)
+    allowed = _arch_init_args(arch)
     spec = ARCHS[arch]
     for k, v in spec.defaults.items():
         if k in config and config[k] != v:
             raise ValueError(f"{ckpt_path} has {k}={config[k]} but arch {arch!r} has {k}={v}; "
                              f"export it under the matching arch name")
     for k in ("fourier", "box_regression"):
-        if k not in spec.defaults and config.get(k, True) is not True:
+        if k in allowed and k not in spec.defaults and config.get(k, True) is not True:
             raise ValueError(f"{ckpt_path} has {k}={config[k]} but arch {arch!r} has {k}=True; "
                              f"export it under the matching arch name")
     model = spec.build(**config)
@@ -127,7 +148,7 @@ def export_checkpoint(ckpt_path: str | Path, name: str, recipe: str, data: str,
     # make the bytes (and the sha256 in the record) differ between two exports of one checkpoint
     save_file(tensors, str(weights_file), metadata={"format": "pt"})
     # prove the file loads strictly into a fresh model before writing a record for it
-    load_state_dict_strict(PatchNet(**config), weights_file)
+    load_state_dict_strict(spec.build(**config), weights_file)
 
     speed = dict(speed or {})
     if speed and "device" not in speed:
@@ -140,11 +161,23 @@ def export_checkpoint(ckpt_path: str | Path, name: str, recipe: str, data: str,
     return record.to_json(out_dir / f"{name}.json")
 
 
+def _hub_download(repo_id: str, filename: str, revision: str | None, *, cache_dir=None, token=None,
+                  local_files_only: bool = False) -> Path:
+    from huggingface_hub import hf_hub_download
+
+    return Path(hf_hub_download(repo_id, filename, revision=revision, cache_dir=cache_dir, token=token,
+                                local_files_only=local_files_only))
+
+
 def resolve_weights(record: Weights, local_path: str | Path | None = None,
-                    weights_dir: str | Path | None = None) -> Path:
+                    weights_dir: str | Path | None = None, *, cache_dir: str | Path | None = None) -> Path:
     """The file of ``record``: the packaged file, else ``local_path`` (a file, or a folder holding
-    ``record.file``), else a download from the Hugging Face Hub at ``record.hf_revision`` (only when
-    the record names a repo and ``HF_HUB_OFFLINE`` is not set). The caller checks the sha256."""
+    ``record.file``), else ``model.safetensors`` of the record's Hugging Face Hub repo at its pinned
+    ``hf_revision`` (downloaded once into the Hub cache; offline, only the cache is read). The caller
+    checks the sha256.
+
+    Raises ``FileNotFoundError`` that names every place looked in, and ``ValueError`` for a record
+    that names a Hub repo without pinning a commit (a branch can move under an immutable record)."""
     looked: list[str] = []
     packaged = (Path(weights_dir) if weights_dir is not None else WEIGHTS_DIR) / record.file
     if packaged.is_file():
@@ -160,17 +193,54 @@ def resolve_weights(record: Weights, local_path: str | Path | None = None,
         looked.append("local path (none given)")
     if not record.hf_repo_id:
         looked.append("Hugging Face Hub (the record names no repo)")
-    elif is_offline():
-        looked.append(f"Hugging Face Hub {record.hf_repo_id}@{record.hf_revision} (skipped: running offline, "
-                      f"HF_HUB_OFFLINE is set, nothing is downloaded)")
     else:
-        if not record.hf_revision:
-            raise ValueError(f"record {record.name} names Hub repo {record.hf_repo_id} without a pinned revision")
-        from huggingface_hub import hf_hub_download
-
+        if not record.hf_revision or not re.fullmatch(r"[0-9a-f]{40}", record.hf_revision):
+            raise ValueError(f"record {record.name} names Hub repo {record.hf_repo_id} without a pinned revision "
+                             f"(a 40-digit commit hash), got {record.hf_revision!r}")
+        where = f"Hugging Face Hub {record.hf_repo_id}/{HUB_WEIGHTS_FILE}@{record.hf_revision}"
+        offline = is_offline()
         try:
-            return Path(hf_hub_download(record.hf_repo_id, record.file, revision=record.hf_revision))
-        except Exception as e:  # network, auth or missing file: report what was tried
-            looked.append(f"Hugging Face Hub {record.hf_repo_id}@{record.hf_revision} ({type(e).__name__}: {e})")
+            return _hub_download(record.hf_repo_id, HUB_WEIGHTS_FILE, record.hf_revision, cache_dir=cache_dir,
+                                 local_files_only=offline)
+        except Exception as e:  # network, auth, missing file or not cached: report what was tried
+            if offline:
+                looked.append(f"{where} (running offline, HF_HUB_OFFLINE is set: only the local Hub cache was "
+                              f"read and it does not hold the file; nothing is downloaded)")
+            else:
+                looked.append(f"{where} ({type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''})")
     raise FileNotFoundError(f"weights {record.file} for {record.name} not found; looked for: " + "; ".join(looked))
 
+
+def load_from_hub(repo_id: str, revision: str | None = None, *, cache_dir: str | Path | None = None,
+                  token: str | None = None):
+    """The model published in Hub repo ``repo_id`` (by ``patchnet_zoo.publish``), checked like a
+    packaged one: its ``weights_record.json`` names the arch and the sha256 of ``model.safetensors``,
+    which loads strictly. ``revision`` (a branch, tag or commit; default ``main``) is resolved to a
+    commit once, so the record and the weights come from the same commit.
+
+    Returns the model; its record (with ``hf_repo_id`` and the pinned ``hf_revision``) is
+    ``model.weights_record``."""
+    import dataclasses
+    import json
+
+    from .registry import _thaw
+
+    record_path = _hub_download(repo_id, HUB_RECORD_FILE, revision, cache_dir=cache_dir, token=token,
+                                local_files_only=is_offline())
+    # the cache lays files out as .../snapshots/<commit>/<file>: pin what was read
+    commit = record_path.parent.name if re.fullmatch(r"[0-9a-f]{40}", record_path.parent.name) else revision
+    try:
+        record = Weights.from_dict(json.loads(record_path.read_text()))
+    except (json.JSONDecodeError, TypeError, ValueError) as e:
+        raise ValueError(f"{repo_id}/{HUB_RECORD_FILE}@{commit} is not a weights record: {e}") from e
+    if record.arch not in ARCHS:
+        raise ValueError(f"{repo_id} holds arch {record.arch!r}, which this version of patchnet_zoo does not know; "
+                         f"known: {', '.join(sorted(ARCHS))}")
+    record = dataclasses.replace(record, hf_repo_id=repo_id, hf_revision=commit)
+    weights = _hub_download(repo_id, HUB_WEIGHTS_FILE, commit, cache_dir=cache_dir, token=token,
+                            local_files_only=is_offline())
+    spec = ARCHS[record.arch]
+    model = spec.build(**{**spec.defaults, **_thaw(record.config)})
+    load_state_dict_strict(model, weights, expected_sha256=record.sha256)
+    model.weights_record = record
+    return model

@@ -56,7 +56,8 @@ class Weights:
     Attributes:
         name: ``arch.tag``.
         arch: architecture name (a key of ``ARCHS``).
-        file: safetensors file name inside ``patchnet_zoo/weights/`` (and on the Hub).
+        file: safetensors file name inside ``patchnet_zoo/weights/`` (on the Hub the same bytes are
+            ``model.safetensors``, the name ``PyTorchModelHubMixin`` loads).
         sha256: hex digest of that file.
         license: licence of the weights.
         config: the model's ``__init__`` arguments.
@@ -153,6 +154,9 @@ ARCHS: Mapping[str, ArchSpec] = MappingProxyType({
                                     "ablation: no Fourier reweighting"),
     "patchnet_no_box_regression": ArchSpec(_PATCHNET, MappingProxyType({"box_regression": False}), "shared_train",
                                            "ablation: no hierarchical box regression"),
+    "gated_siamese": ArchSpec("patchnet_zoo.models.gated_siamese:GatedSiameseTracker",
+                              MappingProxyType({"backbone_weights": None}), "shared_train",
+                              "adaptive-depth gated Siamese tracker (MobileNetV2, 5 depths, learned early exit)"),
 })
 
 
