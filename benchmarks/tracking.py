@@ -34,6 +34,7 @@ except ImportError:  # run from a checkout without installing
 
 from patchnet_zoo.eval.machine import machine_info  # noqa: E402
 from patchnet_zoo.data.readers import default_data_root, read_sequences  # noqa: E402
+from patchnet_zoo.accel.skip_frame_tracker import DEFAULT_RESPONSE_SIZE  # noqa: E402
 from patchnet_zoo.eval.ope import build_tracker_factory, curves_for_plot, run_ope_many  # noqa: E402
 from patchnet_zoo.eval.otb import plot_success_precision  # noqa: E402
 
@@ -461,8 +462,8 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--tables", default="2,3,4", help="which tables (default: 2,3,4)")
     p.add_argument("--bases", default="nanotrack,csrt", help="base trackers of tables 2 and 3")
     p.add_argument("--intervals", default="2,3,4,6", help="maximum key-frame intervals of table 3")
-    p.add_argument("--response-size", type=int, default=None,
-                   help="PatchNet's search extent in response cells for every PatchNet row (odd; default: the model's 7)")
+    p.add_argument("--response-size", type=int, default=DEFAULT_RESPONSE_SIZE,
+                   help="PatchNet's search extent in response cells for every PatchNet row (odd; default: %(default)s)")
     p.add_argument("--matched-interval", type=int, default=4, help="key-frame interval of table 4 (default: 4)")
     p.add_argument("--weights", default=None, help="PatchNet safetensors file (default: the packaged weights)")
     p.add_argument("--aggregation-weights", default=None,

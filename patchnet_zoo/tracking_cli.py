@@ -26,6 +26,8 @@ import sys
 import time
 from pathlib import Path
 
+from .accel.skip_frame_tracker import DEFAULT_RESPONSE_SIZE
+
 __all__ = ["parse_box", "add_ope_parser", "add_track_parser", "cmd_benchmark_ope", "cmd_track", "track_file"]
 
 INTER_CHOICES = ("patchnet", "patch-aggregation", "hold", "kcf", "mosse")
@@ -87,8 +89,9 @@ def _add_tracker_arguments(p: argparse.ArgumentParser, tracker_required: bool) -
                    help="local safetensors file for the PatchNet of --inter (default: the packaged weights)")
     p.add_argument("--untrained", action="store_true",
                    help="use a freshly initialised PatchNet (checks that the pipeline runs; not a result)")
-    p.add_argument("--response-size", type=_positive_int, default=None, metavar="R",
-                   help="PatchNet response size, odd (default: the model's own, 7 = the paper's window)")
+    p.add_argument("--response-size", type=_positive_int, default=DEFAULT_RESPONSE_SIZE, metavar="R",
+                   help="PatchNet's search extent between key frames in response cells, odd (default: "
+                        "%(default)s; 7 = the paper's window of +-37.5 %% of the box)")
     p.add_argument("--max-frames", type=_positive_int, default=None, metavar="N",
                    help="only the first N frames" + (" of each sequence" if tracker_required else ""))
 

@@ -60,6 +60,7 @@ from typing import Any, Callable, Iterable, Mapping
 
 import numpy as np
 
+from ..accel.skip_frame_tracker import DEFAULT_RESPONSE_SIZE
 from .otb import CENTER_THRESHOLDS, IOU_THRESHOLDS, PRECISION_AT, aggregate, evaluate_sequence
 
 __all__ = [
@@ -149,7 +150,7 @@ def build_tracker_factory(
     weights=None,
     untrained: bool = False,
     size_damping: float = 0.25,
-    response_size: int | None = None,
+    response_size: int | None = DEFAULT_RESPONSE_SIZE,
 ) -> TrackerFactory:
     """A factory of fresh trackers for ``run_ope``.
 
@@ -167,7 +168,8 @@ def build_tracker_factory(
             ``PatchNet``, a local safetensors file, or a freshly initialised model (for checking
             the pipeline only); by default the packaged pretrained weights. Loaded once here and
             shared by every tracker of the run.
-        size_damping, response_size: passed to ``SkipFrameTracker``.
+        size_damping, response_size: passed to ``SkipFrameTracker`` (``response_size=None``: the
+            model's own 7x7 response; default ``accel.skip_frame_tracker.DEFAULT_RESPONSE_SIZE``).
     """
     if not isinstance(spec, str) or not spec.strip():
         raise ValueError(f"tracker spec must be a non-empty string, got {spec!r}")
@@ -202,8 +204,8 @@ def build_tracker_factory(
         kwargs = dict(key_frame_interval=key_frame_interval, conf_threshold=conf, inter=inter,
                       size_damping=size_damping)
         if shared is not None:
-            kwargs["matcher"] = shared  # already built with response_size
-        elif response_size:
+            kwargs["matcher"] = shared  # built with response_size (None: the model's own) and used as is
+        else:
             kwargs["response_size"] = response_size
         return SkipFrameTracker(make_base_tracker(spec), **kwargs)
 
