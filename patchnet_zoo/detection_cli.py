@@ -21,32 +21,14 @@ from pathlib import Path
 
 import numpy as np
 
+from ._argtypes import positive_int as _positive_int, unit_float as _unit_float
+
 __all__ = ["add_detect_parser", "add_benchmark_detection_parser", "cmd_detect", "cmd_benchmark_detection",
            "detect_file"]
 
 INTER_CHOICES = ("patchnet", "hold", "kcf", "mosse")
 DETECTOR_HELP = ("detector: fastestdet (the shared FastestDet weights), fastestdet:PATH, onnx:PATH, "
                  "effdet:NAME[:CHECKPOINT], torchvision:NAME[:WEIGHTS], python:MODULE:FUNCTION")
-
-
-def _positive_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"expected a number >= 1, got {v}")
-    return v
-
-
-def _unit_float(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}") from None
-    if not 0.0 <= v <= 1.0:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {v}")
-    return v
 
 
 def _class_list(text: str) -> list[int]:

@@ -26,6 +26,7 @@ import sys
 import time
 from pathlib import Path
 
+from ._argtypes import positive_int as _positive_int, unit_float as _unit_float
 from .accel.skip_frame_tracker import DEFAULT_RESPONSE_SIZE
 
 __all__ = ["parse_box", "add_ope_parser", "add_track_parser", "cmd_benchmark_ope", "cmd_track", "track_file"]
@@ -49,26 +50,6 @@ def parse_box(text: str) -> "list[float]":
     if not all(math.isfinite(v) for v in vals) or vals[2] <= 0 or vals[3] <= 0:
         raise ValueError(hint)
     return vals
-
-
-def _positive_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"expected a number >= 1, got {v}")
-    return v
-
-
-def _unit_float(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}") from None
-    if not 0.0 <= v <= 1.0:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {v}")
-    return v
 
 
 def _add_tracker_arguments(p: argparse.ArgumentParser, tracker_required: bool) -> None:
