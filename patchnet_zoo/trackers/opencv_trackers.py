@@ -64,7 +64,7 @@ __all__ = [
 ]
 
 OPENCV_TRACKERS = ("kcf", "kcf-gated", "csrt", "mosse", "nanotrack")
-BASE_TRACKERS = ("nanotrack", "nanotrack-opencv", "csrt", "kcf", "kcf-gated", "mosse", "patchnet")
+BASE_TRACKERS = ("nanotrack", "nanotrack-opencv", "csrt", "kcf", "kcf-gated", "mosse", "patchnet", "gated")
 WEIGHTS_ENV = "PATCHNET_ZOO_WEIGHTS"
 NANOTRACK_SUBDIR = "nanotrack_v2"
 NANOTRACK_FILES = {"backbone": "nanotrack_backbone_sim.onnx", "neckhead": "nanotrack_head_sim.onnx"}
@@ -233,7 +233,9 @@ def make_base_tracker(spec: str, weights_dir: str | Path | None = None, **kwargs
     estimate before a key frame), ``nanotrack-opencv`` (``cv2.TrackerNano``, state private), ``csrt``,
     ``kcf`` (KCF*), ``kcf-gated``, ``mosse`` (OpenCV, see ``create_opencv_tracker``) or ``patchnet``
     (``PatchNetTracker``; ``kwargs`` go to it, e.g. ``model=PatchNet()``; without a model it loads the
-    pretrained PatchNet on ``init``)."""
+    pretrained PatchNet on ``init``), or ``gated[:POLICY]`` (``trackers.gated_tracker.GatedTracker``, the
+    adaptive-depth gated Siamese tracker with its packaged weights; POLICY ``hard`` (default),
+    ``hard0.4``, ``soft`` or ``fixed1`` .. ``fixed5``)."""
     if not isinstance(spec, str):
         raise TypeError(f"spec must be a tracker name, got {type(spec).__name__}")
     key = spec.strip().lower().replace("_", "-")
@@ -243,6 +245,10 @@ def make_base_tracker(spec: str, weights_dir: str | Path | None = None, **kwargs
         return NanoTrack(weights_dir, **kwargs)
     if key in ("nanotrack-opencv", "nanotrack-cv2"):
         key = "nanotrack"
+    if key == "gated" or key.startswith("gated:"):
+        from .gated_tracker import GatedTracker, parse_policy
+
+        return GatedTracker(**{**parse_policy(key.partition(":")[2] or None), **kwargs})
     if key == "patchnet":
         from .patchnet_tracker import PatchNetTracker
 
