@@ -239,7 +239,26 @@ def to_markdown(result: dict) -> str:
         lines.append(f"| {d + 1} | {c['stage'][d] / 1e6:.1f} M | {c['corr'][d] / 1e6:.2f} M | "
                      f"{c['fixed_depth_total'][d] / 1e6:.1f} M | {c['fixed_depth_total'][d] / c['fixed_depth_total'][0]:.2f}x |")
     lines += ["", "The tracker adds two correlations (the other key scales) at the depth it uses.", "",
-              f"![accuracy versus compute]({result['plot']})", "", "## Done checks", ""]
+              f"![accuracy versus compute]({result['plot']})", ""]
+    rec = result.get("record") or {}
+    if rec:
+        sp = rec.get("speed", {})
+        lines += ["## The weights", "",
+                  f"`{rec.get('name')}` (sha256 `{rec.get('sha256', '')[:12]}...`), trained by `{rec.get('recipe')}` "
+                  f"on {rec.get('data')}: phase 1 (depth-5 stage and the five temperatures on the summed per-depth "
+                  f"loss) {sp.get('phase1_train_minutes_wall', '?')} min, phase 2 (the four gates on the gated loss, "
+                  f"lambda = 1, measured per-depth costs) {sp.get('phase2_train_minutes_wall', '?')} min wall-clock "
+                  f"on 2 shared CPU cores. `make gated-weights` re-runs both recipes (seeded, single process); "
+                  f"a bit-identical file needs the same torch build and thread count, which was not re-checked.", ""]
+    lines += ["## Design notes", "",
+              "- Backbone: ImageNet MobileNetV2 split at its strides (2, 4, 8, 16, 32 -> depth 5 dilated to 16, "
+              "so its map has 9x9 positions instead of 5x5). Depth 1's features are 2x2 average pooled before "
+              "the correlation (a stride-2 correlation would cost more than the whole backbone). All maps are "
+              "resampled to one 33x33 grid (4 px per cell of the 256-px search crop).",
+              "- Key crop 128 px (box + (w+h)/8 per side), search crop 256 px (twice that), as in the poster's code; "
+              "the key is embedded once at init at three scales, so the size search costs two correlations per frame.",
+              "- Exit depths are per frame; the GMACs column is their mean, the key embedding at init is not included "
+              "(it is paid once per start).", "", "## Done checks", ""]
     lines += [f"- {x}" for x in result["checks"]]
     return "\n".join(lines) + "\n"
 
@@ -284,13 +303,22 @@ def write_plot(result: dict, path: Path) -> None:
     plt.close(fig)
 
 
+def _record(weights: str | None) -> dict | None:
+    """The packaged weights record (training recipe and time), when the packaged weights were used."""
+    if weights and not str(weights).startswith("packaged"):
+        return None
+    from patchnet_zoo.registry import get_weights
+
+    return get_weights("gated_siamese").to_dict()
+
+
 def main(argv: list[str] | None = None) -> dict:
     argv = sys.argv[1:] if argv is None else argv
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data", default=None, help="data root (default: $PATCHNET_ZOO_DATA or ../shared/data)")
     p.add_argument("--split", default="val")
     p.add_argument("--weights", default=None, help="gated_siamese safetensors (default: the packaged weights)")
-    p.add_argument("--thresholds", type=float, nargs="+", default=[0.2, 0.25, 0.3, 0.35, 0.45])
+    p.add_argument("--thresholds", type=float, nargs="+", default=[0.1, 0.15, 0.2, 0.3, 0.45])
     p.add_argument("--max-frames", type=int, default=150, help="frames per sequence (default: 150; 0 = all)")
     p.add_argument("--stride", type=int, default=50, help="frames between short-horizon starts (default: 50)")
     p.add_argument("--interval", type=int, default=3, help="skip-frame key-frame interval (default: 3)")
@@ -299,7 +327,18 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--out-dir", default="docs/results")
     p.add_argument("--name", default="gated")
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--render", metavar="JSON", default=None,
+                   help="only rewrite the markdown and the plot from a JSON this script wrote")
     args = p.parse_args(argv)
+    out = Path(args.out_dir)
+    if args.render:
+        result = json.loads(Path(args.render).read_text())
+        result["record"] = _record(result.get("weights"))
+        result["checks"] = done_checks(result)
+        write_plot(result, out / f"{args.name}.png")
+        (out / f"{args.name}.md").write_text(to_markdown(result))
+        print(f"wrote {out / (args.name + '.md')}")
+        return result
     if args.max_frames == 0:
         args.max_frames = None
     import torch
@@ -313,7 +352,6 @@ def main(argv: list[str] | None = None) -> dict:
     sequences = read_sequences(root, args.split)
     t0 = time.time()
     result = run(args, sequences)
-    out = Path(args.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     result.update(command="PYTHONPATH=. python benchmarks/gated.py" + (" " + shlex.join(argv) if argv else ""),
                   split=str(args.split), sequences=len(sequences), max_frames=args.max_frames, stride=args.stride,
@@ -322,6 +360,7 @@ def main(argv: list[str] | None = None) -> dict:
                   macs=load_gated_model(weights_path=args.weights).macs_summary(), seconds=time.time() - t0,
                   plot=f"{args.name}.png")
     result["checks"] = done_checks(result)
+    result["record"] = _record(result["weights"])
     write_plot(result, out / f"{args.name}.png")
     (out / f"{args.name}.json").write_text(json.dumps(result, indent=2, default=float) + "\n")
     (out / f"{args.name}.md").write_text(to_markdown(result))

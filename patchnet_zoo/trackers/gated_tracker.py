@@ -14,8 +14,6 @@ MACs counted with ``FlopCounterMode`` per backbone stage and correlation
 """
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import torch
 
@@ -66,11 +64,15 @@ class GatedTracker(SingleObjectTracker):
         scale_penalty: factor on the peak of a changed scale (prefer keeping the size).
         scale_lr: damping of the size update (0 = never change, 1 = take the best scale at once).
         window: weight of a cosine window on the response (prefers small motions).
+
+    The scale defaults (penalty 0.95, damping 0.3) were chosen on the first 80 frames of six train
+    sequences (car1, Human3, Biker, S0601, wakeboard10, motocross), never on the val split: with
+    SiamFC's 0.97 / 0.5 the depth-5 size drifts (success 0.46 there, 0.57 with these).
     """
 
     def __init__(self, model: GatedSiameseTracker | None = None, policy: str = "hard", depth: int | None = None,
-                 threshold: float | None = None, scale_step: float = 1.04, scale_penalty: float = 0.97,
-                 scale_lr: float = 0.5, window: float = 0.2, name: str | None = None):
+                 threshold: float | None = None, scale_step: float = 1.04, scale_penalty: float = 0.95,
+                 scale_lr: float = 0.3, window: float = 0.2, name: str | None = None):
         if policy not in POLICIES:
             raise ValueError(f"policy must be one of {POLICIES}, got {policy!r}")
         if policy == "fixed" and (depth is None or not 1 <= int(depth) <= N_DEPTHS):
@@ -120,10 +122,9 @@ class GatedTracker(SingleObjectTracker):
         return self.gmacs[-1] if self.gmacs else None
 
     def _step_macs(self, exit_depth: int) -> int:
-        c = self.counts
-        policy = self.policy
-        one = {k: v for k, v in c["one"].items()}
-        total = policy_macs(one, exit_depth, "fixed" if policy == "fixed" else "hard")
+        c, policy = self.counts, self.policy
+        # soft gating visits every depth like a hard exit at depth 5 (stages, correlations, gates)
+        total = policy_macs(c["one"], exit_depth, "fixed" if policy == "fixed" else "hard")
         if len(self.scales) > 1:
             extra_depths = range(1, N_DEPTHS + 1) if policy == "soft" else [exit_depth]
             total += sum(c["extra"][d - 1] for d in extra_depths)
