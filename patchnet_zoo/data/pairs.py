@@ -75,6 +75,29 @@ class FrameCache:
         return t
 
 
+def _frame_hw(seq: Sequence) -> tuple[int, int]:
+    res = seq.meta.get("resolution") if seq.meta else None
+    if res:
+        return int(res[1]), int(res[0])
+    f = seq.frame(0)
+    return f.shape[0], f.shape[1]
+
+
+def usable_sequences(sequences: list[Sequence], cfg: PairConfig) -> tuple[list[Sequence], list, np.ndarray]:
+    """The sequences with at least two frames that pass the frame filter, their valid frame indices,
+    and sampling weights ~ sqrt(valid frames) (long sequences count more, without drowning the rest)."""
+    kept, valid = [], []
+    for seq in sequences:
+        idx = valid_frames(seq, cfg, _frame_hw(seq))
+        if len(idx) >= 2:
+            kept.append(seq)
+            valid.append(idx)
+    if not kept:
+        raise ValueError("no sequence has two frames that pass the training-pair filter")
+    w = np.sqrt([len(v) for v in valid])
+    return kept, valid, w / w.sum()
+
+
 class PairDataset(Dataset):
     """``samples_per_epoch`` random pairs; sequences drawn with probability ~ sqrt(usable frames)."""
 
@@ -89,25 +112,7 @@ class PairDataset(Dataset):
         self.epoch = 0
         self.fill = torch.tensor(fill, dtype=torch.float32)
         self.cache = FrameCache(cache_bytes)
-        self.sequences, self.valid = [], []
-        for seq in sequences:
-            hw = self._frame_hw(seq)
-            idx = valid_frames(seq, self.cfg, hw)
-            if len(idx) >= 2:
-                self.sequences.append(seq)
-                self.valid.append(idx)
-        if not self.sequences:
-            raise ValueError("no sequence has two frames that pass the training-pair filter")
-        w = np.sqrt([len(v) for v in self.valid])
-        self.weights = w / w.sum()
-
-    @staticmethod
-    def _frame_hw(seq: Sequence):
-        res = seq.meta.get("resolution") if seq.meta else None
-        if res:
-            return int(res[1]), int(res[0])
-        f = seq.frame(0)
-        return f.shape[0], f.shape[1]
+        self.sequences, self.valid, self.weights = usable_sequences(sequences, self.cfg)
 
     def __len__(self) -> int:
         return self.samples_per_epoch

@@ -8,7 +8,7 @@ target is the displacement of the true centre at t + gap from the search centre,
 pixels. Augmentation: time reversal, horizontal flip, colour jitter, occasional grayscale, a
 random shift and scale of the search window (so the net sees off-centre targets and size
 changes). Frames come through the shared ``FrameCache``; boxes pass the same filter as PatchNet's
-pairs (``valid_frames``).
+pairs (``usable_sequences``).
 """
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ import torch
 from torch.utils.data import Dataset
 
 from ..geometry import crop_windows
-from .pairs import FrameCache, PairConfig, valid_frames
+from .pairs import FrameCache, PairConfig, usable_sequences
 from .readers import Sequence
 
 __all__ = ["SiamesePairConfig", "SiamesePairDataset", "context_side", "MEAN_FILL"]
@@ -63,18 +63,7 @@ class SiamesePairDataset(Dataset):
         self.samples_per_epoch = samples_per_epoch
         self.cache = FrameCache(cache_bytes)
         self.fill = torch.tensor(MEAN_FILL)
-        self.sequences, self.valid = [], []
-        for seq in sequences:
-            res = seq.meta.get("resolution") if seq.meta else None
-            hw = (int(res[1]), int(res[0])) if res else seq.frame(0).shape[:2]
-            idx = valid_frames(seq, self.filter, hw)
-            if len(idx) >= 2:
-                self.sequences.append(seq)
-                self.valid.append(idx)
-        if not self.sequences:
-            raise ValueError("no sequence has two frames that pass the training-pair filter")
-        w = np.sqrt([len(v) for v in self.valid])
-        self.weights = w / w.sum()
+        self.sequences, self.valid, self.weights = usable_sequences(sequences, self.filter)
 
     def __len__(self) -> int:
         return self.samples_per_epoch

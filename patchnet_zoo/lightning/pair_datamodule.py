@@ -10,10 +10,32 @@ from ..data.pairs import PairConfig, PairDataset
 from ..data.readers import default_data_root, read_sequences
 from ..models.patchnet import PatchNetGeometry
 
-__all__ = ["PairDataModule"]
+__all__ = ["PairDataModule", "SplitPairDataModule"]
 
 
-class PairDataModule(pl.LightningDataModule):
+class SplitPairDataModule(pl.LightningDataModule):
+    """What every pair datamodule shares: the data root, and loaders over ``train_set`` / ``val_set``
+    (built by the subclass's ``setup`` from ``data_root/splits``)."""
+
+    train_set = val_set = None
+
+    @property
+    def root(self) -> Path:
+        return Path(self.hparams.data_root) if self.hparams.data_root else default_data_root()
+
+    def _loader(self, ds, shuffle: bool) -> DataLoader:
+        h = self.hparams
+        return DataLoader(ds, batch_size=h.batch_size, shuffle=shuffle, num_workers=h.num_workers,
+                          persistent_workers=h.num_workers > 0, drop_last=shuffle)
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self.train_set, True)
+
+    def val_dataloader(self):
+        return self._loader(self.val_set, False) if self.val_set is not None else []
+
+
+class PairDataModule(SplitPairDataModule):
     """Args:
         data_root: data location (default: ``$PATCHNET_ZOO_DATA`` or ``../shared/data``).
         train_split / val_split: split files or names in ``data_root/splits``; ``val_split=None``
@@ -34,10 +56,6 @@ class PairDataModule(pl.LightningDataModule):
         self.geometry = PatchNetGeometry(patch_size, patches_per_side, response_size)
         self.train_set = self.val_set = None
 
-    @property
-    def root(self) -> Path:
-        return Path(self.hparams.data_root) if self.hparams.data_root else default_data_root()
-
     def setup(self, stage: str | None = None) -> None:
         h = self.hparams
         if self.train_set is None and stage in (None, "fit"):
@@ -51,14 +69,3 @@ class PairDataModule(pl.LightningDataModule):
         h = self.hparams
         return PairConfig(max_gap=h.max_gap, augment=augment, min_side=h.min_side,
                           min_area_ratio=h.min_area_ratio, max_area_ratio=h.max_area_ratio)
-
-    def _loader(self, ds, shuffle: bool) -> DataLoader:
-        h = self.hparams
-        return DataLoader(ds, batch_size=h.batch_size, shuffle=shuffle, num_workers=h.num_workers,
-                          persistent_workers=h.num_workers > 0, drop_last=shuffle)
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader(self.train_set, True)
-
-    def val_dataloader(self):
-        return self._loader(self.val_set, False) if self.val_set is not None else []

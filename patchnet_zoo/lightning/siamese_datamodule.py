@@ -2,19 +2,15 @@
 ``GatedTrackerTask``."""
 from __future__ import annotations
 
-from pathlib import Path
-
-import lightning.pytorch as pl
-from torch.utils.data import DataLoader
-
 from ..data.pairs import PairConfig
-from ..data.readers import default_data_root, read_sequences
+from ..data.readers import read_sequences
 from ..data.siamese_pairs import SiamesePairConfig, SiamesePairDataset
+from .pair_datamodule import SplitPairDataModule
 
 __all__ = ["SiamesePairDataModule"]
 
 
-class SiamesePairDataModule(pl.LightningDataModule):
+class SiamesePairDataModule(SplitPairDataModule):
     """Args:
         data_root: data location (default: ``$PATCHNET_ZOO_DATA`` or ``../shared/data``).
         train_split / val_split: split files or names in ``data_root/splits``; ``val_split=None``
@@ -34,10 +30,6 @@ class SiamesePairDataModule(pl.LightningDataModule):
         self.save_hyperparameters()
         self.train_set = self.val_set = None
 
-    @property
-    def root(self) -> Path:
-        return Path(self.hparams.data_root) if self.hparams.data_root else default_data_root()
-
     def _configs(self) -> tuple[SiamesePairConfig, PairConfig]:
         h = self.hparams
         return (SiamesePairConfig(key_size=h.key_size, search_size=h.search_size, max_gap=h.max_gap),
@@ -52,14 +44,3 @@ class SiamesePairDataModule(pl.LightningDataModule):
         if self.val_set is None and h.val_split and stage in (None, "fit", "validate"):
             self.val_set = SiamesePairDataset(read_sequences(self.root, h.val_split), h.val_samples, cfg, filt,
                                               augment=False, seed=h.seed + 1, fixed=True)
-
-    def _loader(self, ds, shuffle: bool) -> DataLoader:
-        h = self.hparams
-        return DataLoader(ds, batch_size=h.batch_size, shuffle=shuffle, num_workers=h.num_workers,
-                          persistent_workers=h.num_workers > 0, drop_last=shuffle)
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader(self.train_set, True)
-
-    def val_dataloader(self):
-        return self._loader(self.val_set, False) if self.val_set is not None else []
