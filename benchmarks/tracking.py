@@ -259,6 +259,14 @@ def _closest_conf_run(runs: dict, target: float) -> tuple[str, dict] | None:
     return min(cands, key=lambda kr: abs(kr[1]["effective_interval"] - target))
 
 
+def _table4_row(label: str, key_frames: str, r: dict, pf: dict | None, refc: str) -> str:
+    _, inter_ms = _ms_per_call(r)
+    return (f"| {label} | {key_frames} | {r['effective_interval']:.2f} | {r['success']:.3f} | "
+            f"{_share(r['success'], pf['success'] if pf else None)} | {r['precision']:.3f} | {r['fps']:.1f} | "
+            f"{_f(_speedup(r['fps'], pf['fps'] if pf else None), '.2f')}× | {_f(inter_ms, '.2f')} | "
+            f"{_f(r.get('gflops_per_frame'), '.4f')} | {refc} |")
+
+
 def _table4(runs: dict, n: int, not_run: dict | None = None) -> list[str]:
     pf = runs.get("per_frame/nanotrack")
     ref_n = REF_SKIP.get(n, {})
@@ -275,25 +283,15 @@ def _table4(runs: dict, n: int, not_run: dict | None = None) -> list[str]:
         ref = ref_n.get(inter)
         who = {"patchnet": "original PatchNet", "kcf": "KCF*", "mosse": "MOSSE", "hold": "hold"}.get(inter, "")
         refc = f"{who}: {ref[0]:.3f} · {ref[1]}" if ref else ""
-        _, inter_ms = _ms_per_call(r)
-        lines.append(
-            f"| {INTER_LABELS[inter]} | every {n}th | {r['effective_interval']:.2f} | {r['success']:.3f} | "
-            f"{_share(r['success'], pf['success'] if pf else None)} | {r['precision']:.3f} | {r['fps']:.1f} | "
-            f"{_f(_speedup(r['fps'], pf['fps'] if pf else None), '.2f')}× | {_f(inter_ms, '.2f')} | "
-            f"{_f(r.get('gflops_per_frame'), '.4f')} | {refc} |")
+        lines.append(_table4_row(INTER_LABELS[inter], f"every {n}th", r, pf, refc))
     best = _closest_conf_run(runs, float(n))
     if best:
         key, r = best
         max_n = key.rsplit("/N", 1)[1]
         ref = REF_SKIP.get(int(max_n), {}).get("patchnet+conf")
         refc = f"original PatchNet +conf (max N = {max_n}): {ref[0]:.3f} · {ref[1]}" if ref else ""
-        _, inter_ms = _ms_per_call(r)
-        lines.append(
-            f"| PatchNet (ours) + confidence fallback | at most every {max_n}th, earlier when confidence < {CONF} "
-            f"| {r['effective_interval']:.2f} | {r['success']:.3f} | "
-            f"{_share(r['success'], pf['success'] if pf else None)} | {r['precision']:.3f} | {r['fps']:.1f} | "
-            f"{_f(_speedup(r['fps'], pf['fps'] if pf else None), '.2f')}× | {_f(inter_ms, '.2f')} | "
-            f"{_f(r.get('gflops_per_frame'), '.4f')} | {refc} |")
+        lines.append(_table4_row("PatchNet (ours) + confidence fallback",
+                                 f"at most every {max_n}th, earlier when confidence < {CONF}", r, pf, refc))
     return lines
 
 
