@@ -32,32 +32,38 @@ from patchnet_zoo.registry import create_model  # noqa: E402
 SEQUENCES = ("sot/Surfer", "sot/boat5")  # 480x360 and 1280x720 val frames
 
 
-def _median_ms(fn, repeats: int) -> float:
-    for _ in range(5):
-        fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return float(np.median(times) * 1000)
-
-
 def _boxes16(box: np.ndarray, hw: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
     h, w = hw
     others = [[rng.uniform(0, w - box[2]), rng.uniform(0, h - box[3]), box[2], box[3]] for _ in range(15)]
     return np.vstack([box[None], np.asarray(others)])
 
 
-def measure(matcher: PatchMatcher, f0, f1, box, repeats: int, rng) -> dict:
+def timed_calls(matcher: PatchMatcher, f0, f1, box, rng) -> dict:
+    """The four calls timed per setting; per-box figures are divided by 16 afterwards."""
     boxes = _boxes16(box, f0.shape[:2], rng)
     one, many = matcher.encode(f0, box), matcher.encode(f0, boxes)
     return {
-        "b1_encode_match": _median_ms(lambda: matcher.match(matcher.encode(f0, box), f1), repeats),
-        "b1_match": _median_ms(lambda: matcher.match(one, f1), repeats),
-        "b16_encode_match": _median_ms(lambda: matcher.match(matcher.encode(f0, boxes), f1), repeats) / 16,
-        "b16_match": _median_ms(lambda: matcher.match(many, f1), repeats) / 16,
+        "b1_encode_match": lambda: matcher.match(matcher.encode(f0, box), f1),
+        "b1_match": lambda: matcher.match(one, f1),
+        "b16_encode_match": lambda: matcher.match(matcher.encode(f0, boxes), f1),
+        "b16_match": lambda: matcher.match(many, f1),
     }
+
+
+def interleaved_medians(calls: dict, repeats: int) -> dict:
+    """Median ms of every call, the calls taking turns (round robin) so that the machine's slow and
+    fast spells fall on all of them alike: on a shared 2-core machine the speed drifts by tens of
+    per cent within a minute, which would otherwise decide which setting looks faster."""
+    for fn in calls.values():
+        for _ in range(5):
+            fn()
+    times = {k: [] for k in calls}
+    for _ in range(repeats):
+        for k, fn in calls.items():
+            t0 = time.perf_counter()
+            fn()
+            times[k].append(time.perf_counter() - t0)
+    return {k: float(np.median(v) * 1000) for k, v in times.items()}
 
 
 def main(argv=None) -> dict:
@@ -78,22 +84,31 @@ def main(argv=None) -> dict:
     model = create_model("patchnet", pretrained=True)
     rng = np.random.default_rng(0)
     rows = []
-    for seq_path in SEQUENCES:
-        seq = read_folder_sequence(root / seq_path)
-        f0, f1, box = seq.frame(0), seq.frame(1), np.asarray(seq.boxes[0])
-        for threads in (int(t) for t in a.threads.split(",")):
-            torch.set_num_threads(threads)
+    settings = []  # (row without timings, {call name: fn}), for one thread count at a time
+    for threads in (int(t) for t in a.threads.split(",")):
+        torch.set_num_threads(threads)
+        calls, meta = {}, []
+        for seq_path in SEQUENCES:
+            seq = read_folder_sequence(root / seq_path)
+            f0, f1, box = seq.frame(0), seq.frame(1), np.asarray(seq.boxes[0])
             for r in (int(x) for x in a.response_sizes.split(",")):
                 variants = [("eager", PatchMatcher(model, response_size=r))]
                 if a.compile:  # a shallow copy, so the eager matcher keeps the plain method
                     twin = copy.copy(model.with_response_size(r))
-                    twin.match_filters = torch.compile(twin.match_filters, dynamic=False)
+                    twin.locate = torch.compile(twin.locate, dynamic=False)
                     variants.append(("compiled", PatchMatcher(twin)))
                 for mode, matcher in variants:
-                    res = measure(matcher, f0, f1, box, a.repeats, rng)
-                    rows.append({"sequence": seq.name, "frame": f"{f0.shape[1]}x{f0.shape[0]}", "threads": threads,
-                                 "response_size": r, "mode": mode, **{k: round(v, 3) for k, v in res.items()}})
-                    print(rows[-1], flush=True)
+                    key = len(meta)
+                    meta.append({"sequence": seq.name, "frame": f"{f0.shape[1]}x{f0.shape[0]}", "threads": threads,
+                                 "response_size": r, "mode": mode})
+                    for name, fn in timed_calls(matcher, f0, f1, box, rng).items():
+                        calls[(key, name)] = fn
+        medians = interleaved_medians(calls, a.repeats)
+        for key, row in enumerate(meta):
+            for name in ("b1_encode_match", "b1_match", "b16_encode_match", "b16_match"):
+                row[name] = round(medians[(key, name)] / (16 if name.startswith("b16") else 1), 3)
+            rows.append(row)
+            print(row, flush=True)
     out = {"command": "python benchmarks/match_speed.py " + " ".join(shlex.quote(x) for x in (argv or sys.argv[1:])),
            "machine": machine_info(), "rows": rows}
     Path(a.json).parent.mkdir(parents=True, exist_ok=True)
@@ -102,7 +117,8 @@ def main(argv=None) -> dict:
         "# PatchNet match time (crops and decoding included)", "",
         f"Command: `{out['command']}`", "",
         f"Machine: {out['machine'].get('cpu', 'CPU')}, {out['machine']['cpu_count']} cores, torch {out['machine']['torch']}. "
-        "Medians; frames decoded before timing; shared machine, so compare rows of one run.", "",
+        "Medians over the repeats, all calls of one thread count taking turns; frames decoded before "
+        "timing; a shared machine, so compare rows of one run.", "",
         "Bars (issue): one box alone <= 3 ms; <= 1.5 ms per box in a batch of 16.", "",
         "| frame | threads | response | mode | 1 box: encode + match | 1 box: match (template cached) | 16 boxes: encode + match, per box | 16 boxes: match, per box |",
         "|---|---|---|---|---|---|---|---|",

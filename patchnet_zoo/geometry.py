@@ -10,6 +10,7 @@ from typing import Sequence
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 __all__ = [
     "as_boxes",
@@ -181,12 +182,16 @@ def crop_windows(
     # padded with it. Inside the frame the region already has a margin of real pixels.
     roi = torch.zeros(3, y1 - y0 + 2, x1 - x0 + 2)
     torch.sub(frame[:, y0:y1, x0:x1], fill_t, out=roi[:, 1:-1, 1:-1])
-    # roi_align with one sample per output cell and aligned=True samples bilinearly at exactly the
-    # cell centres (continuous coordinates, pixel i covers [i, i+1)): the same points as
-    # grid_sample(align_corners=False), at half its cost on CPU.
-    from torchvision.ops import roi_align
-
+    # one bilinear sample at the centre of every output cell (continuous coordinates, pixel i covers
+    # [i, i+1)), i.e. grid_sample(align_corners=False): parallel over boxes and rows, about 3x faster
+    # than torchvision's roi_align (serial) at the same points.
     origin = lo.new_tensor([x0 - 1, y0 - 1])
-    rois = torch.cat([torch.zeros(B, 1), lo - origin, hi - origin], 1)
-    out = roi_align(roi.unsqueeze(0), rois, (out_size, out_size), spatial_scale=1.0, sampling_ratio=1, aligned=True)
+    roi_wh = lo.new_tensor([roi.shape[2], roi.shape[1]])
+    steps = (torch.arange(out_size, dtype=torch.float32) + 0.5) / out_size  # (S,)
+    # normalised coordinate of each sample: 2 * pixel / roi side - 1, per box and axis, (B, 2, S)
+    norm = ((lo - origin)[:, :, None] + (hi - lo)[:, :, None] * steps) * (2 / roi_wh)[:, None] - 1
+    grid = torch.stack([norm[:, None, 0, :].expand(B, out_size, out_size),
+                        norm[:, 1, :, None].expand(B, out_size, out_size)], -1)
+    out = F.grid_sample(roi.unsqueeze(0).expand(B, -1, -1, -1), grid, mode="bilinear", padding_mode="zeros",
+                        align_corners=False)
     return out.add_(fill_t)

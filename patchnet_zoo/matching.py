@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import torch
 
 from .geometry import as_boxes, check_boxes, crop_windows, to_frame_tensor, xywh_to_cxcywh
-from .models.patchnet import PatchNet, decode
+from .models.patchnet import PatchNet, decode_peak
 
 __all__ = ["Templates", "MatchResult", "PatchMatcher"]
 
@@ -81,24 +81,24 @@ class PatchMatcher:
         if len(templates) == 0:
             return MatchResult(torch.empty(0, 4), torch.empty(0))
         check_boxes(prev, None, what="search box")
-        crops = self._crop(f, prev, self.search_scale, self.model.search_size)
-        score, offsets = self.model.match_filters(templates.filters, crops)
-        dec = decode(score, offsets, xywh_to_cxcywh(prev))
+        c = xywh_to_cxcywh(prev)
+        crops = crop_windows(f, c[:, :2], c[:, 2:] * self.search_scale, self.model.search_size,
+                             self.model.pixel_mean.view(3))
+        located = self.model.locate(templates.filters, crops)
+        dec = decode_peak(located.score, located.best, located.offsets, c)
         boxes, confidence = dec.boxes, dec.confidence
         # a search window wholly outside the frame sees only fill: keep the box, confidence 0
-        c = xywh_to_cxcywh(prev)
-        half = c[:, 2:] * self.search_scale / 2
-        h, w = f.shape[1], f.shape[2]
-        outside = ((c[:, 0] + half[:, 0] <= 0) | (c[:, 1] + half[:, 1] <= 0)
-                   | (c[:, 0] - half[:, 0] >= w) | (c[:, 1] - half[:, 1] >= h))
+        half = c[:, 2:] * (self.search_scale / 2)
+        frame_wh = c.new_tensor([f.shape[2], f.shape[1]])
+        outside = ((c[:, :2] + half <= 0) | (c[:, :2] - half >= frame_wh)).any(1)
         if outside.any():
             boxes[outside] = prev[outside]
             confidence[outside] = 0.0
         # keep boxes usable: a degenerate regression falls back to the previous size
         small = (boxes[:, 2:] < self.min_size).any(1)
         if small.any():
-            c = boxes[small, :2] + boxes[small, 2:] / 2
-            boxes[small] = torch.cat([c - prev[small, 2:] / 2, prev[small, 2:]], 1)
+            centre = boxes[small, :2] + boxes[small, 2:] / 2
+            boxes[small] = torch.cat([centre - prev[small, 2:] / 2, prev[small, 2:]], 1)
         return MatchResult(boxes, confidence)
 
     def __call__(self, key_frame, key_boxes, frame, search_boxes=None) -> MatchResult:

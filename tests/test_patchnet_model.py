@@ -5,7 +5,7 @@ import torch
 
 from patchnet_zoo.eval.flops import count_patchnet_flops
 from patchnet_zoo.models.layers import SparseOffsetConv
-from patchnet_zoo.models.patchnet import PatchNet, decode
+from patchnet_zoo.models.patchnet import PatchNet, decode, decode_peak
 
 VARIANTS = [
     {},
@@ -163,3 +163,35 @@ def test_hub_mixin_round_trip(tmp_path):
     assert m2.fourier is False
     for (k, a), (_, b) in zip(m.state_dict().items(), m2.state_dict().items()):
         assert torch.equal(a, b), k
+
+
+@pytest.mark.parametrize("kw", VARIANTS + [{"patches_per_side": 2}, {"patches_per_side": 16}],
+                         ids=lambda k: ",".join(f"{a}={b}" for a, b in k.items()) or "default")
+def test_locate_equals_full_maps_at_the_peak(kw):
+    """The inference path computes offsets on the peak's tree only: same boxes as the full maps."""
+    m = _perturbed(**kw)
+    g = m.geometry
+    t = torch.rand(5, 3, g.template_size, g.template_size) * 255
+    s = torch.rand(5, 3, g.search_size, g.search_size) * 255
+    prev = torch.tensor([[100.0, 90.0, 40.0, 30.0]]).repeat(5, 1)
+    with torch.no_grad():
+        f = m.encode_template(t)
+        score, off = m.match_filters(f, s)
+        located = m.locate(f, s)
+    torch.testing.assert_close(located.score, score)
+    full = decode(score, off, prev)
+    peak = decode_peak(located.score, located.best, located.offsets, prev)
+    torch.testing.assert_close(peak.boxes, full.boxes, rtol=1e-5, atol=1e-4)
+    torch.testing.assert_close(peak.confidence, full.confidence)
+
+
+
+def test_fourier_reweighting_matrix_is_the_fft_map_and_follows_training():
+    """At inference the reweighting runs as one matmul; it must stay the FFT map after updates."""
+    m = _perturbed()
+    fr = m.correlation.fourier
+    x = torch.randn(10, 3, 8, 8)
+    with torch.no_grad():
+        torch.testing.assert_close(fr(x), fr._reweight(x), rtol=1e-4, atol=1e-4)
+        fr.coef.mul_(torch.linspace(0.5, 1.5, fr.coef.numel()).view_as(fr.coef))  # an optimizer step
+        torch.testing.assert_close(fr(x), fr._reweight(x), rtol=1e-4, atol=1e-4)

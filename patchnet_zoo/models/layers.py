@@ -57,11 +57,35 @@ class FourierReweighting(nn.Module):
         super().__init__()
         self.patch_size = patch_size
         self.coef = nn.Parameter(torch.ones(patch_size, patch_size // 2 + 1, 2))
+        self._matrix_cache: tuple | None = None
 
     def forward(self, patches: torch.Tensor) -> torch.Tensor:
+        if not torch.is_grad_enabled():  # inference: the same linear map as one small matmul
+            k = self.patch_size
+            return (patches.reshape(-1, k * k) @ self.matrix().t()).view(patches.shape)
+        return self._reweight(patches)
+
+    def _reweight(self, patches: torch.Tensor) -> torch.Tensor:
         spec = torch.fft.rfft2(patches, norm="ortho")
         spec = torch.complex(spec.real * self.coef[..., 0], spec.imag * self.coef[..., 1])
         return torch.fft.irfft2(spec, s=(self.patch_size, self.patch_size), norm="ortho")
+
+    def matrix(self) -> torch.Tensor:
+        """The reweighting as a (K^2, K^2) matrix acting on flattened patches (it is linear), built
+        by reweighting the K^2 basis patches; rebuilt whenever ``coef`` changes. Two FFTs per
+        template cost more than the whole rest of encoding a template, the matmul far less."""
+        try:
+            version = self.coef._version
+        except RuntimeError:  # an inference tensor (weights loaded under inference mode) has none
+            version = None
+        key = (self.coef.data_ptr(), version, self.coef.dtype, self.coef.device)
+        if self._matrix_cache is None or self._matrix_cache[0] != key:
+            k = self.patch_size
+            with torch.no_grad():
+                basis = torch.eye(k * k, dtype=self.coef.dtype, device=self.coef.device).view(k * k, k, k)
+                m = self._reweight(basis).reshape(k * k, k * k).t().contiguous()  # column j = image of e_j
+            self._matrix_cache = (key, m)
+        return self._matrix_cache[1]
 
 
 class PatchCorrelation(nn.Module):
@@ -77,15 +101,18 @@ class PatchCorrelation(nn.Module):
         self.k, self.n, self.stride = patch_size, patches_per_side, stride
         self.fourier = FourierReweighting(patch_size) if fourier else None
 
-    def filters(self, template: torch.Tensor, order: torch.Tensor | None = None) -> torch.Tensor:
+    def filters(self, template: torch.Tensor, order: torch.Tensor | None = None, fft: bool = False) -> torch.Tensor:
         """(B, 3, KN, KN) normalised templates -> (B, N^2, 3, K, K) patch filters, in row-major patch
-        order or in ``order`` (a permutation of the row-major indices)."""
+        order or in ``order`` (a permutation of the row-major indices). ``fft``: reweight through
+        the FFTs even at inference (the FLOP counter counts what the paper describes)."""
         b, c = template.shape[:2]
         k, n = self.k, self.n
         p = template.reshape(b, c, n, k, n, k).permute(0, 2, 4, 1, 3, 5).reshape(b, n * n, c, k, k)
         if order is not None:
             p = p[:, order]
-        return self.fourier(p) if self.fourier is not None else p
+        if self.fourier is None:
+            return p
+        return self.fourier._reweight(p) if fft else self.fourier(p)
 
     def forward(self, filters: torch.Tensor, search: torch.Tensor) -> torch.Tensor:
         """Returns the normalised correlation in (H, W, B, N^2) layout: that is how the grouped

@@ -29,7 +29,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from huggingface_hub import PyTorchModelHubMixin
 
-from .layers import PatchCorrelation, SoftSelectPool, SparseOffsetConv, SparseScoreConv, tap_major_order
+from .layers import TAPS, PatchCorrelation, SoftSelectPool, SparseOffsetConv, SparseScoreConv, tap_major_order
 
 IMAGENET_MEAN_255 = (123.675, 116.28, 103.53)
 
@@ -123,6 +123,8 @@ class PatchNet(
         # the first level's offsets are zero, so offset convs exist from the second level on
         self.offset_convs = nn.ModuleList(SparseOffsetConv(s) for s in sides[1:]) if box_regression else None
         self.register_buffer("fast_order", tap_major_order(patches_per_side), persistent=False)
+        for level, nodes in enumerate(peak_tree(g.levels)):
+            self.register_buffer(f"peak_nodes_{level}", nodes, persistent=False)
 
     # ----------------------------------------------------------------------------------- forward
     @property
@@ -163,11 +165,73 @@ class PatchNet(
             return score, score.new_zeros(score.shape[0], 4, *score.shape[2:])
         return score, off[:, :, :, 0, :].permute(2, 3, 0, 1)
 
+    def locate(self, filters: torch.Tensor, search: torch.Tensor) -> "Located":
+        """Inference: the score map and the box offsets at its peak only.
+
+        ``decode`` reads the offsets at one cell, and that cell's offsets depend on a small tree of
+        cells below it (4 children, each soft-selected from a 2x2 window, per level: 256 level-0
+        cells at N = 8). So the offset maps are never built: the score path runs with plain max
+        pooling and the offsets are computed on the tree of the peak alone. Same numbers as
+        ``match_filters`` at the peak, a fraction of the operations (tests check both)."""
+        self._check_crop(search, self.search_size, "search")
+        if filters.shape[0] != search.shape[0]:
+            raise ValueError(f"{filters.shape[0]} templates but {search.shape[0]} search crops")
+        s = self.correlation(filters, search - self.pixel_mean)  # (H, W, B, C), tap-major channels
+        maps = []
+        for level, conv in enumerate(self.score_convs):
+            s = conv(s)
+            maps.append(s)
+            if level < len(self.pools):
+                h, w = s.shape[0] // 2, s.shape[1] // 2
+                win = s.view(h, 2, w, 2, *s.shape[2:])
+                s = torch.maximum(torch.maximum(win[:, 0, :, 0], win[:, 0, :, 1]),
+                                  torch.maximum(win[:, 1, :, 0], win[:, 1, :, 1]))
+        score = s.permute(2, 3, 0, 1)  # (B, 1, R, R)
+        best = peak_cell(score)
+        if not self.offset_convs:  # no box regression, or a single level (whose offsets are zero)
+            return Located(score, best, score.new_zeros(score.shape[0], 4))
+        r = score.shape[-1]
+        peak = torch.stack([torch.div(best, r, rounding_mode="floor"), best % r], 1)  # (B, 2) row, col
+        return Located(score, best, self._offsets_on_tree(maps, peak))
+
+    def _offsets_on_tree(self, maps: list[torch.Tensor], peak: torch.Tensor) -> torch.Tensor:
+        """Box offsets (B, 4) at ``peak`` (row, col of the last level), bottom-up over the peak tree."""
+        levels = len(maps)
+        b = peak.shape[0]
+        batch = torch.arange(b, device=peak.device)
+        pooled = None  # soft-selected offsets of the level below, (B, nodes, 4)
+        for level in range(levels):
+            nodes = getattr(self, f"peak_nodes_{level}")  # (n, 3): channel, drow, dcol
+            if level == 0:
+                off = None  # the first level has no offsets
+            else:
+                conv = self.offset_convs[level - 1]
+                order = conv.parent_order
+                weight = conv._scatter(conv.dense_index_fast)[nodes[:, 0]]  # (n, out, tap, in)
+                bias = conv.bias[order][nodes[:, 0]]
+                off = torch.einsum("bnti,noti->bno", pooled.view(b, -1, 4, 4), weight) + bias
+            if level == levels - 1:
+                return off[:, 0]
+            a = maps[level]  # (H, W, B, C)
+            h, w, _, c = a.shape
+            scale = 1 << (levels - 1 - level)
+            rows = peak[:, :1] * scale + nodes[:, 1]  # (B, n)
+            cols = peak[:, 1:] * scale + nodes[:, 2]
+            flat = ((rows * w + cols) * b + batch[:, None]) * c + nodes[:, 0]
+            pool = self.pools[level]
+            weights = torch.softmax(a.reshape(-1)[flat].view(b, -1, 4) * pool.alpha, -1)  # (B, parents, 4 windows)
+            window_bias = pool.bias.reshape(4, 4).t()  # (window, coord)
+            if off is None:
+                pooled = weights @ window_bias
+            else:
+                pooled = (weights.unsqueeze(-1) * (off.view(b, -1, 4, 4) + window_bias)).sum(2)
+        raise AssertionError("unreachable")
+
     def forward_reference(self, template: torch.Tensor, search: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The same function through dense ``F.conv2d`` kernels, in the layout the paper counts:
         the first score convolution grouped by parent (4 inputs each), every later aggregation
         convolution dense over all its input channels. For tests and FLOP counting only."""
-        filters = self.correlation.filters(template - self.pixel_mean)  # row-major patch order
+        filters = self.correlation.filters(template - self.pixel_mean, fft=True)  # row-major patch order
         b, p = filters.shape[:2]
         x = (search - self.pixel_mean).reshape(1, -1, self.search_size, self.search_size)
         corr = F.conv2d(x, filters.reshape(b * p, *filters.shape[2:]), stride=self.geometry.corr_stride, groups=b)
@@ -229,6 +293,42 @@ class PatchNet(
                 f"box_regression={self.box_regression}")
 
 
+def peak_tree(levels: int) -> list[torch.Tensor]:
+    """The cells whose values the box offsets at one response cell depend on, per level.
+
+    Entry ``l`` is an (n_l, 3) tensor of (channel, row, col) in level ``l``'s score-convolution
+    output, with the row/col relative to ``2**(levels-1-l)`` times the peak cell. Nodes come in
+    groups of 4 pooling windows per pooled cell, and pooled cells in groups of 4 taps per parent,
+    so a ``view(..., 4)`` always groups siblings."""
+    nodes = [(0, 0, 0)]  # the peak itself, in the last level
+    out = [torch.tensor(nodes)]
+    for level in range(levels - 1, 0, -1):
+        parents = 4 ** (levels - 1 - level)  # channels of level ``level``
+        children = [(t * parents + p, r + 4 * i, c + 4 * j) for p, r, c in nodes for t, (i, j) in enumerate(TAPS)]
+        nodes = [(ch, 2 * r + i, 2 * c + j) for ch, r, c in children for i, j in TAPS]
+        out.insert(0, torch.tensor(nodes))
+    return out
+
+
+def peak_cell(score: torch.Tensor) -> torch.Tensor:
+    """Flat index of the peak of each (B, 1, R, R) map; a flat map has no peak and keeps the centre
+    (argmax would pick the corner cell)."""
+    b, _, r, _ = score.shape
+    s = score.reshape(b, r * r)
+    mx, best = s.max(1)
+    flat = (mx - s.min(1).values) <= 1e-12
+    return torch.where(flat, torch.full_like(best, (r * r) // 2), best)
+
+
+@dataclass
+class Located:
+    """``PatchNet.locate``'s answer: the score map, its peak and the box offsets there."""
+
+    score: torch.Tensor  # (B, 1, R, R)
+    best: torch.Tensor  # (B,) flat index of the peak
+    offsets: torch.Tensor  # (B, 4) x_min, y_min, x_max, y_max offsets at the peak, in cells
+
+
 @dataclass
 class Decoded:
     """Result of decoding a response map: boxes in image pixels (x, y, w, h) and confidences."""
@@ -240,31 +340,34 @@ class Decoded:
 
 
 def decode(score: torch.Tensor, offsets: torch.Tensor, prev_cxcywh: torch.Tensor) -> Decoded:
-    """Peak -> box, for a batch, without loops.
+    """Peak -> box, for a batch, without loops (``offsets``: the full (B, 4, R, R) maps)."""
+    b, _, r, _ = score.shape
+    best = peak_cell(score)
+    off = offsets.reshape(b, 4, r * r).gather(2, best.view(b, 1, 1).expand(b, 4, 1)).squeeze(2)
+    return decode_peak(score, best, off, prev_cxcywh)
+
+
+def decode_peak(score: torch.Tensor, best: torch.Tensor, off: torch.Tensor, prev_cxcywh: torch.Tensor) -> Decoded:
+    """Peak -> box from the offsets at the peak only (``PatchNet.locate``'s answer).
 
     ``s' = relu(s - 0.75 max s)``; peaks are the 3x3 local maxima of ``s'``; confidence = largest
-    peak / sum of peaks (1.0 = one dominant peak; 0.0 for a flat map, which stays at the centre). The box is the previous box shifted by the peak
-    cell (one cell = box/8) with the 4 boundary offsets read at that cell added.
+    peak / sum of peaks (1.0 = one dominant peak; 0.0 for a flat map, which stays at the centre). The
+    box is the previous box shifted by the peak cell (one cell = box/8) with the 4 boundary offsets
+    read at that cell added.
     """
     b, _, r, _ = score.shape
-    s = score.view(b, r * r)
-    sp = F.relu(s - 0.75 * s.max(1, keepdim=True).values).view(b, 1, r, r)
-    is_peak = (sp == F.max_pool2d(sp, 3, 1, 1)) & (sp > 0)
-    peaks = torch.where(is_peak, sp, torch.zeros_like(sp)).view(b, -1)
+    s = score.reshape(b, r * r)
+    mx, mn = s.max(1, keepdim=True).values, s.min(1).values
+    sp = F.relu(s - 0.75 * mx).view(b, 1, r, r)
+    peaks = sp.masked_fill_(sp != F.max_pool2d(sp, 3, 1, 1), 0.0).view(b, -1)  # zero where not a peak
     total = peaks.sum(1)
-    # a flat map has no peak: stay at the centre and report zero confidence (argmax would pick the
-    # corner cell and the ratio would read as one dominant peak)
-    flat = (s.max(1).values - s.min(1).values) <= 1e-12
-    best = torch.where(flat, torch.full_like(s.argmax(1), (r * r) // 2), s.argmax(1))
     top = peaks.gather(1, best[:, None]).squeeze(1)
-    confidence = torch.where((total > 0) & ~flat, top / total.clamp(min=1e-12), torch.zeros_like(total))
+    live = (total > 0) & ((mx.squeeze(1) - mn) > 1e-12)
+    confidence = torch.where(live, top / total.clamp(min=1e-12), torch.zeros_like(total))
     half = r // 2
-    cy = torch.div(best, r, rounding_mode="floor")
-    cx = best - cy * r
-    cell = torch.stack([cx - half, cy - half], 1).to(score.dtype)
-    off = offsets.view(b, 4, r * r).gather(2, best.view(b, 1, 1).expand(b, 4, 1)).squeeze(2)
-    cell_size = prev_cxcywh[:, 2:] / 8.0
-    lo = prev_cxcywh[:, :2] - prev_cxcywh[:, 2:] / 2 + (cell + off[:, 0:2]) * cell_size
-    hi = prev_cxcywh[:, :2] + prev_cxcywh[:, 2:] / 2 + (cell + off[:, 2:4]) * cell_size
-    boxes = torch.cat([lo, hi - lo], 1)
-    return Decoded(boxes=boxes, confidence=confidence, cell=cell, peak=s.gather(1, best[:, None]).squeeze(1))
+    cell = torch.stack([best % r - half, torch.div(best, r, rounding_mode="floor") - half], 1).to(score.dtype)
+    size = prev_cxcywh[:, 2:]
+    lo = prev_cxcywh[:, :2] - size / 2 + (cell + off[:, 0:2]) * (size / 8.0)
+    wh = size + (off[:, 2:4] - off[:, 0:2]) * (size / 8.0)
+    return Decoded(boxes=torch.cat([lo, wh], 1), confidence=confidence, cell=cell,
+                   peak=s.gather(1, best[:, None]).squeeze(1))
