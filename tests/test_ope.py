@@ -165,6 +165,23 @@ def test_skip_frame_statistics_and_cost(inter):
     assert "unit" in r["gflops"] and "multiply-accumulates" in r["gflops"]["unit"]
 
 
+class VaryingCost(Hold):
+    """A per-frame tracker whose cost differs per sequence, like the gated tracker's."""
+
+    costs = iter([0.1, 0.3])
+
+    def init(self, image, box):
+        super().init(image, box)
+        self.gflops_per_frame = next(VaryingCost.costs)
+
+
+def test_cost_of_a_varying_tracker_weighs_every_sequence():
+    VaryingCost.costs = iter([0.1, 0.3])
+    seqs = [_synthetic_sequence(10), _synthetic_sequence(30)]
+    r = run_ope(VaryingCost, seqs, progress=False, warmup=False)
+    assert r["gflops_per_frame"] == pytest.approx((0.1 * 10 + 0.3 * 30) / 40)  # not the last one's 0.3
+
+
 def test_build_tracker_factory_rejects_bad_arguments():
     with pytest.raises(ValueError, match="inter-frame method"):
         build_tracker_factory("kcf", key_frame_interval=4, inter="optical-flow")

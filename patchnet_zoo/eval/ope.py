@@ -352,7 +352,9 @@ class _Accumulator:
         self.saw_stats = self.skip = False
         config = getattr(tracker_factory, "config", None)
         self.inter = config.get("inter") if isinstance(config, dict) else None
-        self.base_gflops: float | None = None
+        self.base_gflops: float | None = None  # mean GMACs per base call, weighted by key frames
+        self._base_gmacs_sum = 0.0  # per-sequence cost x key frames: trackers whose cost varies
+        self._base_gmacs_calls = 0  # (the gated tracker) weigh every sequence, not the last one
         self.inter_gmacs: float | None = None
         self.cost_known = True
         self.frames = self.keys = self.inter_calls = 0
@@ -383,7 +385,9 @@ class _Accumulator:
         if bg is None:
             self.cost_known = False
         else:
-            self.base_gflops = float(bg)
+            self._base_gmacs_sum += float(bg) * keys
+            self._base_gmacs_calls += keys
+            self.base_gflops = self._base_gmacs_sum / self._base_gmacs_calls
         if seq_skip:
             seq_inter = getattr(tracker, "inter", self.inter)
             self.inter = seq_inter if isinstance(seq_inter, str) else self.inter

@@ -123,7 +123,7 @@ def _minmax(m: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
     return (m - lo) / (hi - lo + eps)
 
 
-class GatedSiameseTracker(nn.Module, PyTorchModelHubMixin, library_name="patchnet-zoo",
+class GatedSiameseTracker(nn.Module, PyTorchModelHubMixin, library_name="patchnet_zoo",
                           tags=["tracking", "siamese", "adaptive-computation"]):
     """Args:
         backbone: ``"mobilenet_v2"`` (torchvision), the only backbone for now.
