@@ -183,6 +183,16 @@ def test_locate_equals_full_maps_at_the_peak(kw):
     peak = decode_peak(located.score, located.best, located.offsets, prev)
     torch.testing.assert_close(peak.boxes, full.boxes, rtol=1e-5, atol=1e-4)
     torch.testing.assert_close(peak.confidence, full.confidence)
+    if m.offset_convs:  # weights cached for the tree must follow an in-place update
+        with torch.no_grad():
+            for conv in m.offset_convs:
+                conv.weight.mul_(1.5)
+                conv.bias.add_(0.3)
+            score, off = m.match_filters(f, s)
+            located = m.locate(f, s)
+        full = decode(score, off, prev)
+        peak = decode_peak(located.score, located.best, located.offsets, prev)
+        torch.testing.assert_close(peak.boxes, full.boxes, rtol=1e-5, atol=1e-4)
 
 
 

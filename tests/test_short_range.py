@@ -198,3 +198,27 @@ def test_cli_response_size(tmp_path, crossing):
     assert set(r["methods"]) == {"ncc", "hold"}
     assert r["response_size"] == 13 and r["search_scale"] == pytest.approx(167 / 64) and 0 <= r["reachable"] <= 1
     assert main(["benchmark", "short-range", "--json", str(out), "--methods", "hold", "--response-size", "4"]) == 2
+
+
+def test_benchmark_updates_the_weight_records_it_measured(tmp_path, crossing):
+    """--update-records writes the measured figures into the records of the weights that ran."""
+    import shutil
+
+    from patchnet_zoo.registry import WEIGHTS_DIR
+
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    for f in WEIGHTS_DIR.glob("patchnet.shared_train.*"):
+        shutil.copy(f, weights / f.name)
+    spec = importlib.util.spec_from_file_location("bench_short_range", REPO / "benchmarks" / "short_range.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    js, md = tmp_path / "sr.json", tmp_path / "sr.md"
+    mod.main(["--max-pairs", "3", "--methods", "patchnet,hold", "--response-sizes", "7", "--weights-dir",
+              str(weights), "--update-records", "--json", str(js), "--md", str(md), "--no-progress"])
+    run = json.loads(js.read_text())["runs"]["7"]["methods"]["patchnet"]
+    rec = json.loads((weights / "patchnet.shared_train.json").read_text())
+    assert rec["metrics"]["short_range_gap10_miss_rate_R7"] == round(run["miss_rate"], 4)
+    assert rec["speed"]["ms_per_match_b1"] == round(run["ms_per_match_b1"], 2)
+    assert "--update-records" in rec["speed"]["source"]
+    assert json.loads((WEIGHTS_DIR / "patchnet.shared_train.json").read_text()) != rec  # the package's untouched

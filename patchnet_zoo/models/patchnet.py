@@ -199,33 +199,52 @@ class PatchNet(
         levels = len(maps)
         b = peak.shape[0]
         batch = torch.arange(b, device=peak.device)
+        weights = self._tree_weights()
         pooled = None  # soft-selected offsets of the level below, (B, nodes, 4)
         for level in range(levels):
-            nodes = getattr(self, f"peak_nodes_{level}")  # (n, 3): channel, drow, dcol
             if level == 0:
                 off = None  # the first level has no offsets
             else:
-                conv = self.offset_convs[level - 1]
-                order = conv.parent_order
-                weight = conv._scatter(conv.dense_index_fast)[nodes[:, 0]]  # (n, out, tap, in)
-                bias = conv.bias[order][nodes[:, 0]]
-                off = torch.einsum("bnti,noti->bno", pooled.view(b, -1, 4, 4), weight) + bias
+                weight, bias = weights[level - 1]  # (n, tap * in, out), (n, out)
+                off = (pooled.view(b, -1, 16, 1) * weight).sum(2) + bias
             if level == levels - 1:
                 return off[:, 0]
             a = maps[level]  # (H, W, B, C)
-            h, w, _, c = a.shape
+            _, w, _, c = a.shape
+            nodes = getattr(self, f"peak_nodes_{level}")  # (n, 3): channel, drow, dcol
             scale = 1 << (levels - 1 - level)
-            rows = peak[:, :1] * scale + nodes[:, 1]  # (B, n)
-            cols = peak[:, 1:] * scale + nodes[:, 2]
-            flat = ((rows * w + cols) * b + batch[:, None]) * c + nodes[:, 0]
+            # flat index into a: ((row * W + col) * B + batch) * C + channel
+            base = ((peak[:, 0] * (scale * w) + peak[:, 1] * scale) * b + batch) * c  # (B,)
+            flat = base[:, None] + ((nodes[:, 1] * w + nodes[:, 2]) * (b * c) + nodes[:, 0])
             pool = self.pools[level]
-            weights = torch.softmax(a.reshape(-1)[flat].view(b, -1, 4) * pool.alpha, -1)  # (B, parents, 4 windows)
+            sel = torch.softmax(a.reshape(-1)[flat].view(b, -1, 4) * pool.alpha, -1)  # (B, parents, 4 windows)
             window_bias = pool.bias.reshape(4, 4).t()  # (window, coord)
             if off is None:
-                pooled = weights @ window_bias
+                pooled = sel @ window_bias
             else:
-                pooled = (weights.unsqueeze(-1) * (off.view(b, -1, 4, 4) + window_bias)).sum(2)
+                pooled = (sel.unsqueeze(-1) * (off.view(b, -1, 4, 4) + window_bias)).sum(2)
         raise AssertionError("unreachable")
+
+    def _tree_weights(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Per offset level, every tree node's (tap * in, out) weights and (out,) bias, gathered from
+        the sparse offset convolutions; cached until a parameter changes (an optimizer step, a load)."""
+        params = [p for conv in self.offset_convs for p in (conv.weight, conv.bias)]
+        try:
+            key = tuple((p.data_ptr(), p._version) for p in params)
+        except RuntimeError:  # inference tensors carry no version counter
+            key = tuple((p.data_ptr(), None) for p in params)
+        cached = self.__dict__.get("_tree_cache")
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        out = []
+        with torch.no_grad():
+            for level, conv in enumerate(self.offset_convs, start=1):
+                parents = getattr(self, f"peak_nodes_{level}")[:, 0]
+                dense = conv._scatter(conv.dense_index_fast)[parents]  # (n, out, tap, in)
+                out.append((dense.permute(0, 2, 3, 1).reshape(len(parents), 16, 4),
+                            conv.bias[conv.parent_order][parents]))
+        self.__dict__["_tree_cache"] = (key, out)
+        return out
 
     def forward_reference(self, template: torch.Tensor, search: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The same function through dense ``F.conv2d`` kernels, in the layout the paper counts:
