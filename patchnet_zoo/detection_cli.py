@@ -52,6 +52,10 @@ def _add_common(p: argparse.ArgumentParser, default_interval: int) -> None:
                    help="detections scoring below S are dropped (default: %(default)s)")
     p.add_argument("--response-size", type=_positive_int, default=None, metavar="R",
                    help="PatchNet response size, odd (default: the model's 7 = the paper's window)")
+    p.add_argument("--template-update", type=_unit_float, default=0.0, metavar="U",
+                   help="PatchNet's online template update rate: confident matches blend their template "
+                        "towards the current frame by U (default: %(default)s = the key-frame template, as in "
+                        "the paper)")
 
 
 def add_detect_parser(sub) -> argparse.ArgumentParser:
@@ -111,7 +115,8 @@ def _build(a: argparse.Namespace, classes=None):
 
         matcher = load_pretrained_patchnet("patchnet")
     return base, lambda: SkipFrameDetector(base, key_frame_interval=a.key_frame_interval, policy=a.policy,
-                                           inter=a.inter, matcher=matcher, response_size=a.response_size)
+                                           inter=a.inter, matcher=matcher, response_size=a.response_size,
+                                           template_update=a.template_update if a.inter == "patchnet" else 0.0)
 
 
 def _frames(path: Path):
@@ -262,7 +267,7 @@ def cmd_benchmark_detection(a: argparse.Namespace) -> int:
         "per_group": run["per_group"], "per_sequence": run["per_sequence"],
         "config": {"detector": a.detector, "key_frame_interval": a.key_frame_interval, "inter": a.inter,
                    "policy": a.policy, "score_threshold": a.score_threshold, "class_id": a.class_id,
-                   "response_size": a.response_size},
+                   "response_size": a.response_size, "template_update": a.template_update},
     }
     print(f"{a.detector} every {a.key_frame_interval} ({a.inter}): mAP@0.5 {result['map50']:.3f} "
           f"(per frame {per_frame['map50']:.3f}), mAP {result['map']:.3f}, {result['ms_per_frame']:.1f} ms/frame, "

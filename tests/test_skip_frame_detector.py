@@ -192,3 +192,33 @@ def test_beats_hold_on_real_pedestrians(data_root, matcher):
     assert pn["key_frames"] == hold["key_frames"] == 5
     assert pn["map50"] > hold["map50"] + 0.1
     assert pn["map50"] > per_frame["map50"] - 0.2
+
+
+def test_template_update_blends_confident_templates(matcher):
+    """template_update = u: after an inter frame a confident box's template is (1-u) old + u fresh."""
+    import torch
+
+    from patchnet_zoo.geometry import to_frame_tensor
+
+    frames, truth = _scene(3)
+    runs = {}
+    for u, min_conf in ((0.0, 0.8), (0.25, 0.8), (0.25, 1.01)):
+        oracle = Oracle(truth)
+        det = SkipFrameDetector(oracle, key_frame_interval=8, matcher=matcher, template_update=u,
+                                update_min_confidence=min_conf)
+        oracle.i = 0
+        det(frames[0])
+        key = det._templates.filters.clone()
+        oracle.i = 1
+        det(frames[1])
+        runs[(u, min_conf)] = (key, det._templates.filters.clone(), det._est.copy(), det.last_confidence.copy())
+    key, after, est, conf = runs[(0.25, 0.8)]
+    assert conf[0] >= 0.8  # a clean synthetic match is confident
+    fresh = det.matcher.encode(to_frame_tensor(frames[1]), torch.as_tensor(est, dtype=torch.float32)).filters
+    torch.testing.assert_close(after, 0.75 * key + 0.25 * fresh, rtol=1e-5, atol=1e-4)
+    assert torch.equal(runs[(0.0, 0.8)][1], runs[(0.0, 0.8)][0])  # u = 0: the key-frame template stays
+    assert torch.equal(runs[(0.25, 1.01)][1], runs[(0.25, 1.01)][0])  # no match is confident enough
+    with pytest.raises(ValueError, match="template_update"):
+        SkipFrameDetector(Oracle(truth), inter="hold", template_update=0.25)
+    with pytest.raises(ValueError, match="template_update"):
+        SkipFrameDetector(Oracle(truth), matcher=matcher, template_update=1.5)

@@ -79,6 +79,13 @@ class SkipFrameDetector:
         conf_threshold, max_low_share, scene_change: the adaptive policy's triggers
             (``scene_change`` is a mean absolute grey difference in 0-255 units; ``None`` = off).
         min_size: smallest width/height (pixels) a propagated box may shrink to.
+        template_update: online template update rate ``u`` (PatchNet only): after an inter frame, every
+            box matched with confidence >= ``update_min_confidence`` gets the template
+            ``(1 - u) * template + u * encode(frame, new box)``; 0 (the default) keeps the key-frame
+            template, as the paper does. Templates are linear correlation filters, so the blend is a
+            running average of what the box looked like. It helps where people turn and walk (TUD-Campus)
+            and costs one batched encode per inter frame (docs/results/detection.md).
+        update_min_confidence: the confidence a match needs to update its template.
 
     Attributes:
         last_was_key: whether the last frame was a key frame.
@@ -88,7 +95,8 @@ class SkipFrameDetector:
     def __init__(self, detector, key_frame_interval: int = 5, policy: str = "fixed", inter: str = "patchnet",
                  matcher=None, response_size: int | None = None, boundary: str = "clip",
                  size_damping: float | None = 0.25, conf_threshold: float = 0.5, max_low_share: float = 0.5,
-                 scene_change: float | None = 30.0, min_size: float = 2.0):
+                 scene_change: float | None = 30.0, min_size: float = 2.0, template_update: float = 0.0,
+                 update_min_confidence: float = 0.8):
         if isinstance(key_frame_interval, bool) or int(key_frame_interval) != key_frame_interval \
                 or key_frame_interval < 1:
             raise ValueError(f"key_frame_interval must be an integer >= 1, got {key_frame_interval!r}")
@@ -111,6 +119,10 @@ class SkipFrameDetector:
             raise ValueError(f"size_damping must be in [0, 1] or None, got {size_damping!r}")
         if not 0.0 <= float(max_low_share) <= 1.0:
             raise ValueError(f"max_low_share must be in [0, 1], got {max_low_share!r}")
+        if not 0.0 <= float(template_update) <= 1.0:
+            raise ValueError(f"template_update must be in [0, 1], got {template_update!r}")
+        if template_update and inter != "patchnet":
+            raise ValueError(f"template_update is PatchNet's, not inter={inter!r}'s")
         self.detector = adapt_detector(detector)
         self.key_frame_interval = int(key_frame_interval)
         self.policy = policy
@@ -122,6 +134,8 @@ class SkipFrameDetector:
         self.max_low_share = float(max_low_share)
         self.scene_change = None if scene_change is None else float(scene_change)
         self.min_size = float(min_size)
+        self.template_update = float(template_update)
+        self.update_min_confidence = float(update_min_confidence)
         self._matcher_arg = matcher
         self._matcher = None
         self.name = f"{getattr(self.detector, 'name', 'detector')}+{inter}@{self.key_frame_interval}" + (
@@ -313,7 +327,32 @@ class SkipFrameDetector:
             new = np.concatenate([centre - size / 2, size], 1)
         new[bad] = prev[bad]  # nothing found (e.g. a window outside the frame): stay put
         new[:, 2:] = np.maximum(new[:, 2:], self.min_size)
+        if self.template_update > 0:
+            self._update_templates(frame, new, ~bad & (conf >= self.update_min_confidence))
         return new, conf
+
+    def _update_templates(self, frame: np.ndarray, boxes: np.ndarray, update: np.ndarray) -> None:
+        """Blend the templates of the ``update`` boxes towards their look in this frame."""
+        if not update.any():
+            return
+        import torch
+
+        from ..geometry import clip_boxes, to_frame_tensor
+        from ..matching import Templates
+
+        f = to_frame_tensor(frame)
+        chosen = torch.as_tensor(boxes[update], dtype=torch.float32)
+        inside = clip_boxes(chosen, (f.shape[1], f.shape[2]))
+        usable = (inside[:, 2:] >= 1.0).all(1)  # a template needs some of its box inside the frame
+        rows = torch.as_tensor(np.flatnonzero(update))[usable]
+        if len(rows) == 0:
+            return
+        u = self.template_update
+        with torch.inference_mode():
+            fresh = self.matcher.encode(f, chosen[usable]).filters
+            filters = self._templates.filters.clone()
+            filters[rows] = (1.0 - u) * filters[rows] + u * fresh
+        self._templates = Templates(filters, self._templates.boxes)
 
     def _track(self, frame: np.ndarray, prev: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         bgr = np.ascontiguousarray(frame[..., ::-1])
@@ -357,7 +396,8 @@ class SkipFrameDetector:
 
     def __repr__(self) -> str:
         return (f"SkipFrameDetector(detector={getattr(self.detector, 'name', '?')!r}, key_frame_interval="
-                f"{self.key_frame_interval}, policy={self.policy!r}, inter={self.inter!r}, boundary={self.boundary!r})")
+                f"{self.key_frame_interval}, policy={self.policy!r}, inter={self.inter!r}, boundary={self.boundary!r}, "
+                f"template_update={self.template_update})")
 
 
 def accelerate_detector(detector, key_frame_interval: int = 5, **kwargs) -> SkipFrameDetector:
