@@ -66,7 +66,7 @@ class PatchMatcher:
         f = to_frame_tensor(frame)
         b = as_boxes(boxes)
         check_boxes(b, (f.shape[1], f.shape[2]), what="template box")
-        crops = self._crop(f, b, 1.0, self.model.template_size)
+        crops = self._crop(f, xywh_to_cxcywh(b), 1.0, self.model.template_size)
         return Templates(self.model.encode_template(crops), b)
 
     @torch.inference_mode()
@@ -82,8 +82,7 @@ class PatchMatcher:
             return MatchResult(torch.empty(0, 4), torch.empty(0))
         check_boxes(prev, None, what="search box")
         c = xywh_to_cxcywh(prev)
-        crops = crop_windows(f, c[:, :2], c[:, 2:] * self.search_scale, self.model.search_size,
-                             self.model.pixel_mean.view(3))
+        crops = self._crop(f, c, self.search_scale, self.model.search_size)
         located = self.model.locate(templates.filters, crops)
         dec = decode_peak(located.score, located.best, located.offsets, c)
         boxes, confidence = dec.boxes, dec.confidence
@@ -105,7 +104,5 @@ class PatchMatcher:
         """One-shot: encode the templates of ``key_frame`` and match them in ``frame``."""
         return self.match(self.encode(key_frame, key_boxes), frame, search_boxes)
 
-    def _crop(self, frame: torch.Tensor, boxes: torch.Tensor, scale: float, out: int) -> torch.Tensor:
-        cxcywh = xywh_to_cxcywh(boxes)
-        fill = self.model.pixel_mean.view(3)
-        return crop_windows(frame, cxcywh[:, :2], cxcywh[:, 2:] * scale, out, fill)
+    def _crop(self, frame: torch.Tensor, cxcywh: torch.Tensor, scale: float, out: int) -> torch.Tensor:
+        return crop_windows(frame, cxcywh[:, :2], cxcywh[:, 2:] * scale, out, self.model.pixel_mean.view(3))
