@@ -234,16 +234,16 @@ def update_records(runs: dict, command: str, weights_dir: str | Path | None = No
     page and the model cards quote the benchmark, not a hand-copied number."""
     from patchnet_zoo.registry import WEIGHTS_DIR
 
-    WEIGHTS_DIR = Path(weights_dir) if weights_dir is not None else WEIGHTS_DIR  # noqa: N806
+    folder = Path(weights_dir) if weights_dir is not None else WEIGHTS_DIR
     written = []
     by_label: dict[str, dict] = {}
     for size, run in runs.items():
-        for method, r in run["methods"].items():
+        for r in run["methods"].values():
             label = r.get("weights")
-            if label and (WEIGHTS_DIR / f"{label}.json").is_file():
+            if label and (folder / f"{label}.json").is_file():
                 by_label.setdefault(label, {})[int(size)] = (r, run)
     for label, sizes in by_label.items():
-        path = WEIGHTS_DIR / f"{label}.json"
+        path = folder / f"{label}.json"
         rec = json.loads(path.read_text())
         for size, (r, _) in sizes.items():
             rec["metrics"][f"short_range_gap10_miss_rate_R{size}"] = round(r["miss_rate"], 4)

@@ -153,6 +153,13 @@ class _Handler(BaseHTTPRequestHandler):
             return None
         return repo
 
+    def _writable_repo(self, repo_id: str) -> Repo | None:
+        """The repository a write goes to, or None once the 401/404 answer is sent."""
+        if not self._authorized():
+            self._error(401, "Invalid credentials in Authorization header")
+            return None
+        return self._repo(repo_id)
+
     # ------------------------------------------------------------------------------- routes
     def do_HEAD(self):
         self._route("HEAD")
@@ -219,9 +226,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._json(200, {"errors": [], "warnings": []})
 
     def _preupload(self, repo_id: str, rev: str):
-        if not self._authorized():
-            return self._error(401, "Invalid credentials in Authorization header")
-        repo = self._repo(repo_id)
+        repo = self._writable_repo(repo_id)
         if repo is None:
             return
         commit = repo.resolve(rev)
@@ -234,9 +239,7 @@ class _Handler(BaseHTTPRequestHandler):
             for f in files]})
 
     def _branch(self, repo_id: str, branch: str):
-        if not self._authorized():
-            return self._error(401, "Invalid credentials in Authorization header")
-        repo = self._repo(repo_id)
+        repo = self._writable_repo(repo_id)
         if repo is None:
             return
         if branch in repo.branches:
@@ -249,9 +252,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._json(200, {})
 
     def _commit(self, repo_id: str, rev: str):
-        if not self._authorized():
-            return self._error(401, "Invalid credentials in Authorization header")
-        repo = self._repo(repo_id)
+        repo = self._writable_repo(repo_id)
         if repo is None:
             return
         if rev not in repo.branches:

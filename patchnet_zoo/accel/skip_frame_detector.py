@@ -317,7 +317,8 @@ class SkipFrameDetector:
 
         from ..geometry import to_frame_tensor
 
-        result = self.matcher.match(self._templates, to_frame_tensor(frame), torch.as_tensor(prev, dtype=torch.float32))
+        f = to_frame_tensor(frame)
+        result = self.matcher.match(self._templates, f, torch.as_tensor(prev, dtype=torch.float32))
         new = result.boxes.double().numpy()
         conf = result.confidence.float().numpy().copy()
         bad = ~np.isfinite(new).all(1) | (new[:, 2] <= 0) | (new[:, 3] <= 0) | (conf <= 0)
@@ -328,19 +329,19 @@ class SkipFrameDetector:
         new[bad] = prev[bad]  # nothing found (e.g. a window outside the frame): stay put
         new[:, 2:] = np.maximum(new[:, 2:], self.min_size)
         if self.template_update > 0:
-            self._update_templates(frame, new, ~bad & (conf >= self.update_min_confidence))
+            self._update_templates(f, new, ~bad & (conf >= self.update_min_confidence))
         return new, conf
 
-    def _update_templates(self, frame: np.ndarray, boxes: np.ndarray, update: np.ndarray) -> None:
-        """Blend the templates of the ``update`` boxes towards their look in this frame."""
+    def _update_templates(self, f, boxes: np.ndarray, update: np.ndarray) -> None:
+        """Blend the templates of the ``update`` boxes towards their look in this frame (``f``: the
+        (3, H, W) frame tensor the match used)."""
         if not update.any():
             return
         import torch
 
-        from ..geometry import clip_boxes, to_frame_tensor
+        from ..geometry import clip_boxes
         from ..matching import Templates
 
-        f = to_frame_tensor(frame)
         chosen = torch.as_tensor(boxes[update], dtype=torch.float32)
         inside = clip_boxes(chosen, (f.shape[1], f.shape[2]))
         usable = (inside[:, 2:] >= 1.0).all(1)  # a template needs some of its box inside the frame

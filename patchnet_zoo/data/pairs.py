@@ -75,6 +75,21 @@ class FrameCache:
         return t
 
 
+def colour_jitter(a: torch.Tensor, b: torch.Tensor, gray: float, colour: float, rng) -> tuple[torch.Tensor, torch.Tensor]:
+    """The same photometric change for both crops of a pair (0-255 scale): grey with probability
+    ``gray``, then a contrast 1 +- ``colour`` and a brightness shift +- 64 ``colour``. Both training
+    pair datasets use it, drawing from ``rng`` in this order."""
+    if rng.random() < gray:
+        a = a.mean(0, keepdim=True).expand(3, -1, -1).clone()
+        b = b.mean(0, keepdim=True).expand(3, -1, -1).clone()
+    if colour > 0:
+        contrast = 1 + rng.uniform(-colour, colour)
+        shift = rng.uniform(-colour, colour) * 64
+        a = (a * contrast + shift).clamp(0, 255)
+        b = (b * contrast + shift).clamp(0, 255)
+    return a, b
+
+
 def _frame_hw(seq: Sequence) -> tuple[int, int]:
     res = seq.meta.get("resolution") if seq.meta else None
     if res:
@@ -157,13 +172,6 @@ class PairDataset(Dataset):
                 template, search = template.flip(-1), search.flip(-1)
                 cell = cell * torch.tensor([-1, 1])
                 off = torch.stack([-off[2], off[1], -off[0], off[3]])
-            if rng.random() < cfg.gray:
-                template = template.mean(0, keepdim=True).expand(3, -1, -1).clone()
-                search = search.mean(0, keepdim=True).expand(3, -1, -1).clone()
-            if cfg.colour > 0:
-                a = 1 + rng.uniform(-cfg.colour, cfg.colour)
-                bshift = rng.uniform(-cfg.colour, cfg.colour) * 64
-                template = (template * a + bshift).clamp(0, 255)
-                search = (search * a + bshift).clamp(0, 255)
+            template, search = colour_jitter(template, search, cfg.gray, cfg.colour, rng)
         return {"template": template, "search": search, "cell": cell, "offsets": off.float(),
                 "search_box": torch.cat([centre[0], base[0, 2:]])}

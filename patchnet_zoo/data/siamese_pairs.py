@@ -19,7 +19,7 @@ import torch
 from torch.utils.data import Dataset
 
 from ..geometry import crop_windows
-from .pairs import FrameCache, PairConfig, usable_sequences
+from .pairs import FrameCache, PairConfig, colour_jitter, usable_sequences
 from .readers import Sequence
 
 __all__ = ["SiamesePairConfig", "SiamesePairDataset", "context_side", "MEAN_FILL"]
@@ -100,12 +100,5 @@ class SiamesePairDataset(Dataset):
             if rng.random() < cfg.flip:
                 key, search = key.flip(-1), search.flip(-1)
                 disp[0] = -disp[0]
-            if rng.random() < cfg.gray:
-                key = key.mean(0, keepdim=True).expand(3, -1, -1).clone()
-                search = search.mean(0, keepdim=True).expand(3, -1, -1).clone()
-            if cfg.colour > 0:
-                a = 1 + rng.uniform(-cfg.colour, cfg.colour)
-                sh = rng.uniform(-cfg.colour, cfg.colour) * 64
-                key = (key * a + sh).clamp(0, 255)
-                search = (search * a + sh).clamp(0, 255)
+            key, search = colour_jitter(key, search, cfg.gray, cfg.colour, rng)
         return {"key": key, "search": search, "disp": disp}

@@ -46,6 +46,16 @@ def tap_major_order(grid_side: int) -> torch.Tensor:
     return order
 
 
+def parameters_key(*params: torch.Tensor) -> tuple:
+    """Identifies the current values of ``params`` for an inference-time cache: storage and version
+    counter, which every in-place update (an optimizer step, ``load_state_dict``) bumps. Inference
+    tensors have no version counter; they cannot be updated outside inference mode anyway."""
+    try:
+        return tuple((p.data_ptr(), p._version, p.dtype, p.device) for p in params)
+    except RuntimeError:
+        return tuple((p.data_ptr(), None, p.dtype, p.device) for p in params)
+
+
 class FourierReweighting(nn.Module):
     """Reweights every KxK patch (per channel) in the orthonormal 2-D real Fourier domain.
 
@@ -74,11 +84,7 @@ class FourierReweighting(nn.Module):
         """The reweighting as a (K^2, K^2) matrix acting on flattened patches (it is linear), built
         by reweighting the K^2 basis patches; rebuilt whenever ``coef`` changes. Two FFTs per
         template cost more than the whole rest of encoding a template, the matmul far less."""
-        try:
-            version = self.coef._version
-        except RuntimeError:  # an inference tensor (weights loaded under inference mode) has none
-            version = None
-        key = (self.coef.data_ptr(), version, self.coef.dtype, self.coef.device)
+        key = parameters_key(self.coef)
         if self._matrix_cache is None or self._matrix_cache[0] != key:
             k = self.patch_size
             with torch.no_grad():

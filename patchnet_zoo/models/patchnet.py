@@ -29,7 +29,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from huggingface_hub import PyTorchModelHubMixin
 
-from .layers import TAPS, PatchCorrelation, SoftSelectPool, SparseOffsetConv, SparseScoreConv, tap_major_order
+from .layers import (TAPS, PatchCorrelation, SoftSelectPool, SparseOffsetConv, SparseScoreConv, parameters_key,
+                     tap_major_order)
 
 IMAGENET_MEAN_255 = (123.675, 116.28, 103.53)
 
@@ -228,11 +229,7 @@ class PatchNet(
     def _tree_weights(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """Per offset level, every tree node's (tap * in, out) weights and (out,) bias, gathered from
         the sparse offset convolutions; cached until a parameter changes (an optimizer step, a load)."""
-        params = [p for conv in self.offset_convs for p in (conv.weight, conv.bias)]
-        try:
-            key = tuple((p.data_ptr(), p._version) for p in params)
-        except RuntimeError:  # inference tensors carry no version counter
-            key = tuple((p.data_ptr(), None) for p in params)
+        key = parameters_key(*(p for conv in self.offset_convs for p in (conv.weight, conv.bias)))
         cached = self.__dict__.get("_tree_cache")
         if cached is not None and cached[0] == key:
             return cached[1]
