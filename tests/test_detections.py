@@ -70,8 +70,8 @@ def test_from_supervision_reads_the_key_frame_flag():
 
 
 def test_supervision_round_trip():
-    sv = pytest.importorskip("supervision", reason="supervision is optional (its opencv-python requirement "
-                                                   "clashes with the contrib build; pip install --no-deps)")
+    import supervision as sv  # in the test extra (>= 0.31, which no longer pulls in opencv-python)
+
     d = Detections([[0, 0, 10, 20], [5, 5, 8, 9]], [0.9, 0.4], [0, 3], [True, False])
     s = d.to_supervision()
     assert isinstance(s, sv.Detections)

@@ -132,16 +132,16 @@ class Detections:
     def to_supervision(self):
         """An ``sv.Detections`` (``xyxy``, ``confidence``, ``class_id``, ``data["from_key_frame"]``).
 
-        Needs the optional ``supervision`` package. Note: supervision's own requirements pull in
-        ``opencv-python``, which replaces this package's ``opencv-contrib-python-headless`` and
-        removes the OpenCV trackers; ``pip install supervision --no-deps`` keeps both working.
+        Needs the optional ``supervision`` package, 0.31 or later (``pip install
+        'patchnet_zoo[supervision]'``): earlier releases required ``opencv-python``, which replaces
+        this package's ``opencv-contrib-python-headless`` and removes the OpenCV trackers.
         """
         try:
             import supervision as sv
         except ImportError as e:
             raise ImportError(
-                "Detections.to_supervision needs the 'supervision' package (pip install supervision "
-                "--no-deps keeps the OpenCV contrib build this package needs)") from e
+                "Detections.to_supervision needs the 'supervision' package, 0.31 or later "
+                "(pip install 'patchnet_zoo[supervision]'; older releases replace the OpenCV contrib build)") from e
         return sv.Detections(xyxy=self.boxes.astype(np.float32), confidence=self.scores.astype(np.float32),
                              class_id=self.class_ids.astype(int),
                              data={KEY_FRAME_DATA_KEY: self.from_key_frame.copy()})
