@@ -251,8 +251,9 @@ def to_markdown(result: dict) -> str:
                   f"on 2 CPU cores. `make gated-weights` re-runs both recipes (seeded, single process) and "
                   f"exports: on the machine that trained them it wrote the same file again (same sha256). "
                   f"Another CPU with the same torch build need not: its float results can differ in the last "
-                  f"digits, and training amplifies that. The 2-epoch recipe before this one scored 0.44 or 0.31 "
-                  f"at depth 5, depending on the CPU.", ""]
+                  f"digits, and training amplifies that: the seeded 2-epoch recipe before this one gave a depth-5 "
+                  f"success of 0.44 where it was first trained and 0.31 when re-run on another machine, whose "
+                  f"float results differed from the first run's in the 7th digit.", ""]
     lines += ["## Design notes", "",
               "- Backbone: ImageNet MobileNetV2 split at its strides (2, 4, 8, 16, 32 -> depth 5 dilated to 16, "
               "so its map has 9x9 positions instead of 5x5). Depth 1's features are 2x2 average pooled before "
