@@ -68,6 +68,65 @@ def test_a_wrong_hint_falls_back_to_the_own_state(data_root, nanotrack_ok):
     assert t.hint_fallbacks == 1
 
 
+def test_relocate_frames_compounds_the_size_smoothing(data_root, nanotrack_ok):
+    """The bag grows from frame 0 to 30. One update standing for 3 frames moves the size as far as
+    3 per-frame smoothing steps towards the new size would: further than a 1-frame update, same
+    centre."""
+    seq, frames = _seq(data_root, "bag", 31)
+    sizes = {}
+    for k in (1, 3):
+        t = make_base_tracker("nanotrack")
+        t.init(frames[0], seq.boxes[0])
+        t.relocate(seq.boxes[30], frames=k)
+        sizes[k] = t.update(frames[30])
+    start = np.asarray(seq.boxes[30][2:], dtype=np.float64)  # the hint's size (relocate_size)
+    np.testing.assert_allclose(sizes[1][:2] + sizes[1][2:] / 2, sizes[3][:2] + sizes[3][2:] / 2, atol=1e-6)
+    step1, step3 = sizes[1][2:] - start, sizes[3][2:] - start
+    assert np.all(np.abs(step1) > 0.1), step1  # the 1-frame update did move the size
+    # both axes move by lr_k times the same gap; lr_3 / lr_1 = (1 - (1 - l)^3) / l, in [2.03, 3) for
+    # the per-frame rate l <= 0.37
+    ratio = step3 / step1
+    np.testing.assert_allclose(ratio, ratio[0], rtol=1e-6)
+    assert 2.0 < ratio[0] < 3.0, ratio
+    with pytest.raises(ValueError, match="frames"):
+        t.relocate(seq.boxes[30], frames=0)
+
+
+class _FramesRecorder(SingleObjectTracker):
+    """Answers the ground truth; records ``relocate(box, frames)``."""
+
+    def __init__(self, boxes):
+        self.boxes, self.i, self.name = boxes, 0, "frames-recorder"
+        self.frames: list[tuple[int, int]] = []
+
+    def init(self, image, box):
+        self.i = 0
+
+    def update(self, image):
+        return self.boxes[self.i].copy()
+
+    def relocate(self, box, frames=1):
+        self.frames.append((self.i, frames))
+
+
+def test_skip_frame_tracker_tells_the_base_tracker_how_many_frames_passed(data_root):
+    from patchnet_zoo.models.patchnet import PatchNet
+
+    seq, frames = _seq(data_root, "bag", 10)
+    rec = _FramesRecorder(seq.boxes)
+    t = SkipFrameTracker(rec, key_frame_interval=4, conf_threshold=None, matcher=PatchNet())
+    t.init(frames[0], seq.boxes[0])
+    for i, f in enumerate(frames[1:], 1):
+        rec.i = i
+        t.update(f)
+    assert rec.frames == [(4, 4), (8, 4)]
+    # through a convention adapter: passed on where the wrapped tracker's relocate takes it
+    a = PysotAdapter(_FramesRecorder(seq.boxes))
+    a.relocate([1.0, 2.0, 3.0, 4.0], frames=3)
+    a.relocate([1.0, 2.0, 3.0, 4.0])
+    assert a.tracker.frames == [(0, 3), (0, 1)]
+
+
 class _Recorder(SingleObjectTracker):
     """A base tracker that answers the ground truth and records every relocate call."""
 

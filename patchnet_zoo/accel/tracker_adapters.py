@@ -37,6 +37,7 @@ as the OTB toolkit does), so the conversions happen here, at the boundary, and n
 """
 from __future__ import annotations
 
+import inspect
 import sys
 from typing import Any, Callable
 
@@ -130,6 +131,17 @@ def _prepare_frame(image, channel_order: str) -> np.ndarray:
     return f
 
 
+def accepts_keyword(fn: Callable, name: str) -> bool:
+    """Whether ``fn`` can be called with the keyword argument ``name`` (False where its signature
+    cannot be read, e.g. some built-ins)."""
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return any(p.name == name and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) or p.kind == p.VAR_KEYWORD
+               for p in params)
+
+
 def _check_choice(value: str, choices: tuple[str, ...], what: str) -> str:
     if value not in choices:
         raise ValueError(f"{what} must be one of {choices}, got {value!r}")
@@ -186,8 +198,11 @@ class _ConventionAdapter(SingleObjectTracker):
             # a tracker that can move its search state: SkipFrameTracker hands it PatchNet's estimate
             self.relocate = self._relocate_passthrough
 
-    def _relocate_passthrough(self, box) -> None:
-        self.tracker.relocate(self._box_out(box))
+    def _relocate_passthrough(self, box, frames: int = 1) -> None:
+        if frames != 1 and accepts_keyword(self.tracker.relocate, "frames"):
+            self.tracker.relocate(self._box_out(box), frames=frames)
+        else:
+            self.tracker.relocate(self._box_out(box))
 
     def _frame(self, image) -> np.ndarray:
         return _prepare_frame(image, self.channel_order)
@@ -231,12 +246,13 @@ class PysotAdapter(_ConventionAdapter):
     def init(self, image, box) -> None:
         self.tracker.init(self._frame(image), self._box_out(box))
 
-    def relocate(self, box) -> None:
+    def relocate(self, box, frames: int = 1) -> None:
         """Move a pysot tracker's search state (``center_pos``, ``size``, set by its ``init``) to
-        ``box`` (x,y,w,h 0-based), keeping its template; a tracker without that state is left alone."""
+        ``box`` (x,y,w,h 0-based), keeping its template; a tracker without that state is left alone
+        (``frames`` is passed on to a tracker's own ``relocate`` that takes it, else unused)."""
         t = self.tracker
         if callable(getattr(t, "relocate", None)):
-            return self._relocate_passthrough(box)
+            return self._relocate_passthrough(box, frames)
         if getattr(t, "center_pos", None) is None or getattr(t, "size", None) is None:
             return
         b = np.asarray(box, dtype=np.float64).reshape(4)

@@ -6,7 +6,11 @@ size-change penalty that assume the target moved for one frame only. Between two
 already knows where the target went. OpenCV's tracker keeps its state private, so on a key frame it
 searches around a stale position; this implementation exposes ``relocate(box)``, which moves the
 search centre (and size) to PatchNet's estimate without touching the template. ``SkipFrameTracker``
-calls it before every key-frame update of a base tracker that has it.
+calls it before every key-frame update of a base tracker that has it, with the number of frames
+since the tracker last ran: the size update is an exponential smoothing meant to be applied once per
+frame, so one update every N frames compounds it N times (``relocate(box, frames=N)``). Without
+that, the size lags a growing or shrinking target: on the val split, skip-frame NanoTrack at a
+maximum interval of 3 kept 95.5 % of its per-frame success, and 98.3 % with it.
 
 ```python
 from patchnet_zoo.trackers.nanotrack import NanoTrack
@@ -170,18 +174,23 @@ class NanoTrack(SingleObjectTracker):
         self.ok = True
         self._hint = None
 
-    def relocate(self, box) -> None:
+    def relocate(self, box, frames: int = 1) -> None:
         """Hint where the target is now (x,y,w,h; e.g. PatchNet's estimate), without a new template.
 
         The next ``update`` searches around the hint first. When the best score found there is below
         ``hint_min_score`` it also searches around the tracker's own last state and keeps whichever
         answer scores higher, so one wrong hint cannot pull the tracker onto a distractor for good.
-        Non-finite or degenerate boxes are ignored."""
+        ``frames``: how many frames the next update stands for (the frames since this tracker last
+        ran). Its size smoothing then moves as far as that many per-frame steps towards the new
+        size would, ``1 - (1 - lr)^frames``, instead of lagging a single step behind a target whose
+        size kept changing while it was not looking. Non-finite or degenerate boxes are ignored."""
         b = np.asarray(box, dtype=np.float64).reshape(-1)
         if self._template is None or b.shape != (4,) or not np.isfinite(b).all() or b[2] <= 0 or b[3] <= 0:
             return
+        if isinstance(frames, bool) or int(frames) != frames or frames < 1:
+            raise ValueError(f"frames must be an integer >= 1, got {frames!r}")
         size = b[2:].copy() if self.relocate_size else self.size.copy()
-        self._hint = (b[:2] + b[2:] / 2, size)
+        self._hint = (b[:2] + b[2:] / 2, size, int(frames))
 
     def update(self, image) -> np.ndarray:
         if self._template is None:
@@ -191,9 +200,10 @@ class NanoTrack(SingleObjectTracker):
         if hint is None:
             result = self._search(frame, self.center, self.size)
         else:
-            result = self._search(frame, *hint)
-            if result[2] < self.hint_min_score and not np.allclose(hint[0], self.center):
-                own = self._search(frame, self.center, self.size)
+            centre, size, frames = hint
+            result = self._search(frame, centre, size, frames)
+            if result[2] < self.hint_min_score and not np.allclose(centre, self.center):
+                own = self._search(frame, self.center, self.size, frames)
                 self.hint_fallbacks += 1
                 if own[2] > result[2]:
                     result = own
@@ -202,8 +212,10 @@ class NanoTrack(SingleObjectTracker):
         self.ok = True
         return np.concatenate([center - size / 2, size])
 
-    def _search(self, frame: np.ndarray, center: np.ndarray, size: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
-        """One NanoTrack step from the state (``center``, ``size``): the new centre, size and score."""
+    def _search(self, frame: np.ndarray, center: np.ndarray, size: np.ndarray,
+                frames: int = 1) -> tuple[np.ndarray, np.ndarray, float]:
+        """One NanoTrack step from the state (``center``, ``size``): the new centre, size and score;
+        the size smoothing compounded over ``frames`` frames (see ``relocate``)."""
         w0, h0 = size
         pad = CONTEXT_AMOUNT * (w0 + h0)
         s_z = float(np.sqrt((w0 + pad) * (h0 + pad)))
@@ -238,7 +250,7 @@ class NanoTrack(SingleObjectTracker):
         pscore = penalty * score
         pscore = np.nan_to_num(pscore * (1 - self.window_influence) + _window() * self.window_influence, nan=-1.0)
         best = int(np.argmax(pscore))
-        lr = float(penalty[best] * score[best] * self.lr)
+        lr = 1.0 - (1.0 - float(penalty[best] * score[best] * self.lr)) ** frames
         new_center = center + np.array([cx[best], cy[best]]) / scale_z
         new_size = size * (1 - lr) + np.array([w[best], h[best]]) / scale_z * lr
         H, W = frame.shape[:2]
