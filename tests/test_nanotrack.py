@@ -69,9 +69,9 @@ def test_a_wrong_hint_falls_back_to_the_own_state(data_root, nanotrack_ok):
 
 
 def test_relocate_frames_compounds_the_size_smoothing(data_root, nanotrack_ok):
-    """The bag grows from frame 0 to 30. One update standing for 3 frames moves the size as far as
-    3 per-frame smoothing steps towards the new size would: further than a 1-frame update, same
-    centre."""
+    """Relocated to frame 30's box, an update standing for 3 frames moves the size as far from the
+    hint's size as 3 per-frame smoothing steps towards the same measurement would: (1 - (1 - l)^3) / l
+    times as far as a 1-frame update, in the same direction, with the same centre."""
     seq, frames = _seq(data_root, "bag", 31)
     sizes = {}
     for k in (1, 3):

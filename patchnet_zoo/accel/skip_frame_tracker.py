@@ -92,7 +92,8 @@ def _box_problem(box, hw: tuple[int, int]) -> tuple[str, str] | None:
 #: PatchNet's search extent between key frames, in response cells. The model's own 7 (the paper's
 #: +-37.5 % of the box) loses fast targets for good: on the val split, skip-frame NanoTrack at a maximum
 #: interval of 3 with the confidence fallback kept 91.3 % of its per-frame success with 7, 98.3 % with
-#: 9 and 11, 97.6 % with 13 (effective intervals 2.68 / 2.57 / 2.52 / 2.51). 9 costs 1.3x the MACs of 7.
+#: 9 and 11, 97.6 % with 13 (effective intervals 2.68 / 2.57 / 2.52 / 2.51; ``benchmarks/tracking.py
+#: --tables 3 --bases nanotrack --intervals 3 --response-size R``). 9 costs 1.3x the MACs of 7.
 DEFAULT_RESPONSE_SIZE = 9
 
 

@@ -138,7 +138,7 @@ def accepts_keyword(fn: Callable, name: str) -> bool:
         params = inspect.signature(fn).parameters.values()
     except (TypeError, ValueError):
         return False
-    return any(p.name == name and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) or p.kind == p.VAR_KEYWORD
+    return any((p.name == name and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)) or p.kind == p.VAR_KEYWORD
                for p in params)
 
 
@@ -197,9 +197,10 @@ class _ConventionAdapter(SingleObjectTracker):
         if callable(getattr(tracker, "relocate", None)):
             # a tracker that can move its search state: SkipFrameTracker hands it PatchNet's estimate
             self.relocate = self._relocate_passthrough
+        self._relocate_takes_frames = accepts_keyword(getattr(tracker, "relocate", None), "frames")
 
     def _relocate_passthrough(self, box, frames: int = 1) -> None:
-        if frames != 1 and accepts_keyword(self.tracker.relocate, "frames"):
+        if frames != 1 and self._relocate_takes_frames:
             self.tracker.relocate(self._box_out(box), frames=frames)
         else:
             self.tracker.relocate(self._box_out(box))

@@ -141,8 +141,8 @@ def window_energy(x: torch.Tensor, k: int, stride: int) -> torch.Tensor:
 
     Training keeps the average pooling the shipped weights were trained with (bit for bit). At
     inference a power-of-two window is summed by doubling, one shifted add per halving along each
-    axis: a quarter of the time at one box, a sixth at 16 (average pooling over many planes is slow
-    on CPU); same values to float rounding (tests check both)."""
+    axis, several times faster than average pooling over many planes on CPU; same values to float
+    rounding (tests check both)."""
     sq = x.pow(2).sum(1, keepdim=True)
     if torch.is_grad_enabled() or k & (k - 1) or k < stride:
         return F.avg_pool2d(sq, k, stride) * (k * k)
