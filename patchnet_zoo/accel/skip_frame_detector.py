@@ -84,7 +84,8 @@ class SkipFrameDetector:
             ``(1 - u) * template + u * encode(frame, new box)``; 0 (the default) keeps the key-frame
             template, as the paper does. Templates are linear correlation filters, so the blend is a
             running average of what the box looked like. It helps where people turn and walk (TUD-Campus)
-            and costs one batched encode per inter frame (docs/results/detection.md).
+            but hurts at low frame rates (PETS09, 7 fps), and costs one batched encode per inter
+            frame (docs/results/detection.md).
         update_min_confidence: the confidence a match needs to update its template.
 
     Attributes:

@@ -144,7 +144,7 @@ def window_energy(x: torch.Tensor, k: int, stride: int) -> torch.Tensor:
     axis, several times faster than average pooling over many planes on CPU; same values to float
     rounding (tests check both)."""
     sq = x.pow(2).sum(1, keepdim=True)
-    if torch.is_grad_enabled() or k & (k - 1) or k < stride:
+    if torch.is_grad_enabled() or k < 2 or k & (k - 1):  # doubling needs a power-of-two window of 2+
         return F.avg_pool2d(sq, k, stride) * (k * k)
     for axis in (2, 3):
         span = 1
