@@ -34,7 +34,7 @@ except ImportError:  # run from a checkout without installing
 
 from patchnet_zoo.eval.machine import machine_info  # noqa: E402
 from patchnet_zoo.data.readers import default_data_root, read_sequences  # noqa: E402
-from patchnet_zoo.accel.skip_frame_tracker import DEFAULT_RESPONSE_SIZE  # noqa: E402
+from patchnet_zoo.accel.skip_frame_tracker import DEFAULT_MOTION_PRIOR, DEFAULT_RESPONSE_SIZE  # noqa: E402
 from patchnet_zoo.eval.ope import build_tracker_factory, curves_for_plot, run_ope_many  # noqa: E402
 from patchnet_zoo.eval.otb import plot_success_precision  # noqa: E402
 
@@ -69,8 +69,10 @@ INTER_LABELS = {
     "mosse": "MOSSE (primed)",
     "patch-aggregation": "Patch Aggregation (ours: no Fourier, no box regression)",
     "patchnet": "PatchNet (ours)",
+    "patchnet-lead": "PatchNet (ours), search leading by 0.75 x the last displacement",
 }
-INTER_ORDER = ("hold", "kcf", "mosse", "patch-aggregation", "patchnet")
+INTER_ORDER = ("hold", "kcf", "mosse", "patch-aggregation", "patchnet", "patchnet-lead")
+LEAD = 0.75  # SkipFrameTracker(motion_prior=...) of Table 4's last PatchNet row (docs/design.md)
 CONF = 0.8
 
 # Why one thread by default: on this 2-core machine with other work running (load average 6-9),
@@ -144,6 +146,9 @@ def plan(args) -> tuple[dict, dict, dict]:
 
     def add(key: str, spec: str, interval: int | None = None, inter: str = "patchnet", conf: float | None = None):
         kwargs = {}
+        lead = args.motion_prior
+        if inter == "patchnet-lead":
+            inter, lead = "patchnet", LEAD
         patch = interval is not None and inter in ("patchnet", "patch-aggregation")
         if patch and models.get(inter) is not None:
             kwargs["matcher"] = models[inter]
@@ -151,6 +156,8 @@ def plan(args) -> tuple[dict, dict, dict]:
             kwargs["weights"] = weights[inter]
         if patch and args.response_size:
             kwargs["response_size"] = args.response_size
+        if patch:
+            kwargs["motion_prior"] = lead
         try:
             f = build_tracker_factory(spec, key_frame_interval=interval, inter=inter, conf_threshold=conf, **kwargs)
         except FileNotFoundError as e:
@@ -315,11 +322,14 @@ def done_checks(result: dict) -> list[str]:
             f"**{'met' if ok_i and ok_s and ok_f else 'not met'}**")
     n = result["matched_interval"]
     pn = runs.get(f"inter/nanotrack/patchnet/N{n}")
-    if pn:
-        others = {i: runs.get(f"inter/nanotrack/{i}/N{n}") for i in ("hold", "mosse", "kcf")}
+    others = {i: runs.get(f"inter/nanotrack/{i}/N{n}") for i in ("hold", "mosse", "kcf")}
+    for key, what in (("patchnet", "PatchNet"), ("patchnet-lead", f"PatchNet with motion prior {LEAD}")):
+        pn = runs.get(f"inter/nanotrack/{key}/N{n}")
+        if not pn:
+            continue
         beaten = [f"{i} {r['success']:.3f} ({'beaten' if pn['success'] > r['success'] else 'NOT beaten'})"
                   for i, r in others.items() if r]
-        lines.append(f"- Same key frames (every {n}th): PatchNet success {pn['success']:.3f} vs " + ", ".join(beaten)
+        lines.append(f"- Same key frames (every {n}th): {what} success {pn['success']:.3f} vs " + ", ".join(beaten)
                      + ".")
     return lines
 
@@ -354,6 +364,13 @@ def to_markdown(result: dict, command: str) -> str:
             f"{result['response_size']}x{result['response_size']} response cells (the same weights over a wider "
             f"window: ±{result['response_size'] // 2} cells = ±{100 * (result['response_size'] // 2) / 8:.1f} % of the box)"
             if result.get("response_size") else "the model's own 7x7 response (±3 cells = ±37.5 % of the box)") + ".",
+        "",
+        (f"PatchNet's search window between key frames leads the last box by {result['motion_prior']:g} times the "
+         "target's last displacement" if result.get("motion_prior") else
+         "PatchNet's search window between key frames is centred on the last box") +
+        f" (`SkipFrameTracker(motion_prior={result.get('motion_prior', 0):g})`); Table 4's last PatchNet row leads "
+        f"it by {LEAD:g} times the target's last displacement, measured between inter frames (zero after a key "
+        "frame): see docs/design.md, \"A constant-velocity prior\".",
         "",
         "NanoTrack: `nanotrack` is `patchnet_zoo.trackers.nanotrack.NanoTrack` (NanoTrack v2's own graphs "
         "and algorithm, with a tracking state that the skip-frame tracker moves to PatchNet's estimate "
@@ -462,6 +479,8 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--intervals", default="2,3,4,6", help="maximum key-frame intervals of table 3")
     p.add_argument("--response-size", type=int, default=DEFAULT_RESPONSE_SIZE,
                    help="PatchNet's search extent in response cells for every PatchNet row (odd; default: %(default)s)")
+    p.add_argument("--motion-prior", type=float, default=DEFAULT_MOTION_PRIOR,
+                   help="SkipFrameTracker(motion_prior=...) for every PatchNet row (default: %(default)s)")
     p.add_argument("--matched-interval", type=int, default=4, help="key-frame interval of table 4 (default: 4)")
     p.add_argument("--weights", default=None, help="PatchNet safetensors file (default: the packaged weights)")
     p.add_argument("--aggregation-weights", default=None,
@@ -495,7 +514,7 @@ def main(argv: list[str] | None = None) -> dict:
     load_start = _load()
     result = run_all(args, sequences)
     result.update(split=str(args.split), quick=args.quick, untrained=args.untrained, command=command,
-                  response_size=args.response_size,
+                  response_size=args.response_size, motion_prior=args.motion_prior,
                   machine=machine_info(), load_start=load_start, load_end=_load())
     out_dir.mkdir(parents=True, exist_ok=True)
     result["plots"] = write_plots(result, out_dir, args.name)

@@ -26,8 +26,8 @@ import sys
 import time
 from pathlib import Path
 
-from ._argtypes import positive_int as _positive_int, unit_float as _unit_float
-from .accel.skip_frame_tracker import DEFAULT_RESPONSE_SIZE
+from ._argtypes import float_in, positive_int as _positive_int, unit_float as _unit_float
+from .accel.skip_frame_tracker import DEFAULT_MOTION_PRIOR, DEFAULT_RESPONSE_SIZE
 
 __all__ = ["parse_box", "add_ope_parser", "add_track_parser", "cmd_benchmark_ope", "cmd_track", "track_file"]
 
@@ -73,6 +73,9 @@ def _add_tracker_arguments(p: argparse.ArgumentParser, tracker_required: bool) -
     p.add_argument("--response-size", type=_positive_int, default=DEFAULT_RESPONSE_SIZE, metavar="R",
                    help="PatchNet's search extent between key frames in response cells, odd (default: "
                         "%(default)s; 7 = the paper's window of +-37.5 %% of the box)")
+    p.add_argument("--motion-prior", type=float_in(0.0, 2.0), default=DEFAULT_MOTION_PRIOR, metavar="M",
+                   help="share of the target's last displacement by which PatchNet's search window leads "
+                        "the last box between key frames, 0-2 (default: %(default)s; 0 = centred on it)")
     p.add_argument("--max-frames", type=_positive_int, default=None, metavar="N",
                    help="only the first N frames" + (" of each sequence" if tracker_required else ""))
 
@@ -118,7 +121,7 @@ def _factory_from_args(a: argparse.Namespace):
 
     return build_tracker_factory(
         a.tracker, key_frame_interval=a.key_frame_interval, inter=a.inter, conf_threshold=a.conf_threshold,
-        weights=a.weights, untrained=a.untrained, response_size=a.response_size)
+        weights=a.weights, untrained=a.untrained, response_size=a.response_size, motion_prior=a.motion_prior)
 
 
 # ---------------------------------------------------------------------------------- benchmark ope

@@ -170,7 +170,8 @@ def test_a_black_frame_forces_a_key_frame_with_the_real_matcher():
 def test_key_frame_template_and_search_on_the_current_state():
     base = StepTracker()
     matcher, calls = stub_matcher(shift=(3.0, -1.0))
-    t = SkipFrameTracker(base, key_frame_interval=4, conf_threshold=None, matcher=matcher, size_damping=None)
+    t = SkipFrameTracker(base, key_frame_interval=4, conf_threshold=None, matcher=matcher, size_damping=None,
+                         motion_prior=0.0)
     frames = [_texture()] * 6
     _, boxes = _run(t, frames, BOX)
     # templates: the init box on frame 0, the base tracker's box on key frame 4
@@ -182,6 +183,33 @@ def test_key_frame_template_and_search_on_the_current_state():
         np.testing.assert_allclose(sb[0].numpy(), boxes[k], atol=1e-4)
     np.testing.assert_allclose(boxes[3], BOX + 3 * np.array([3.0, -1.0, 0, 0]), atol=1e-4)
     np.testing.assert_allclose(boxes[4], BOX + STEP)
+
+
+@pytest.mark.parametrize("prior", [0.75, 1.0])
+def test_the_search_leads_by_the_last_displacement_between_inter_frames(prior):
+    shift = np.array([3.0, -1.0, 0.0, 0.0])
+    matcher, calls = stub_matcher(shift=tuple(shift[:2]))
+    t = SkipFrameTracker(StepTracker(), key_frame_interval=4, conf_threshold=None, matcher=matcher,
+                         size_damping=None, motion_prior=prior)
+    _, boxes = _run(t, [_texture()] * 7, BOX)
+    searches = [sb[0].numpy() for sb in calls["match"]]
+    # first inter frame after a key frame: no displacement yet, the search sits on the key box
+    np.testing.assert_allclose(searches[0], BOX, atol=1e-4)
+    for k in (1, 2):  # then it leads the last box by prior x (last box - the box before it)
+        np.testing.assert_allclose(searches[k], boxes[k] + prior * (boxes[k] - boxes[k - 1]), atol=1e-4)
+    # the key frame (4) resets the displacement: its correction is not motion
+    np.testing.assert_allclose(searches[3], boxes[4], atol=1e-4)
+    np.testing.assert_allclose(boxes[4], BOX + STEP)
+
+
+def test_a_low_confidence_match_does_not_feed_the_displacement():
+    matcher, calls = stub_matcher(confidences=[1.0, 0.1, 1.0, 1.0], shift=(5.0, 0.0))
+    t = SkipFrameTracker(StepTracker(), key_frame_interval=10, conf_threshold=0.5, matcher=matcher,
+                         size_damping=None, motion_prior=1.0)
+    _, boxes = _run(t, [_texture()] * 5, BOX)
+    searches = [sb[0].numpy() for sb in calls["match"]]
+    # frame 2's match was rejected (key frame forced): frame 3 searches on the key box itself
+    np.testing.assert_allclose(searches[2], boxes[2], atol=1e-4)
 
 
 @pytest.mark.parametrize("damping, factor", [(0.25, 1.25), (None, 2.0), (0.0, 1.0), (1.0, 2.0)])
@@ -263,7 +291,8 @@ def test_repeated_failures_warn_once_per_kind(caplog):
 def test_a_base_tracker_whose_init_raises(caplog):
     base = StepTracker(init_raises=1)
     matcher, _ = stub_matcher(shift=(1.0, 0.0))
-    t = SkipFrameTracker(base, key_frame_interval=3, conf_threshold=None, matcher=matcher, size_damping=None)
+    t = SkipFrameTracker(base, key_frame_interval=3, conf_threshold=None, matcher=matcher, size_damping=None,
+                         motion_prior=0.0)
     with caplog.at_level(logging.WARNING):
         keys, boxes = _run(t, [_texture()] * 7, BOX)
     assert "init raised" in caplog.text
@@ -310,7 +339,7 @@ def test_accelerate_adapts_any_convention():
 @pytest.mark.parametrize("kwargs", [
     dict(key_frame_interval=0), dict(key_frame_interval=2.5), dict(inter="optical-flow"),
     dict(size_damping=1.5), dict(inter="hold", matcher=PatchNet()), dict(response_size=8),
-    dict(conf_threshold=float("nan")),
+    dict(conf_threshold=float("nan")), dict(motion_prior=-0.5), dict(motion_prior=float("nan")),
 ])
 def test_invalid_options(kwargs):
     with pytest.raises(ValueError):

@@ -128,3 +128,21 @@ def test_benchmark_ope_writes_json(data_root, tmp_path, capsys):
     r = json.loads(out.read_text())
     assert {"success", "precision", "fps", "effective_interval", "per_sequence"} <= set(r)
     assert set(r["per_sequence"]) == {"Crossing", "bag"} and r["frames"] == 20
+
+
+def test_motion_prior_reaches_the_skip_frame_tracker(tld_video, capsys):
+    from patchnet_zoo.tracking_cli import _factory_from_args
+
+    video, box = tld_video
+    common = ["track", str(video), "--box", box, "--tracker", "kcf", "--key-frame-interval", "3", "--out", "o"]
+    a = cli.build_parser().parse_args(common + ["--motion-prior", "1.5"])
+    factory = _factory_from_args(a)
+    assert factory.config["motion_prior"] == 1.5 and factory().motion_prior == 1.5
+    default = _factory_from_args(cli.build_parser().parse_args(common))
+    assert default().motion_prior == 0.0
+    a = cli.build_parser().parse_args(common + ["--motion-prior", "0.75"])
+    assert _factory_from_args(a)().motion_prior == pytest.approx(0.75)
+    for bad in ("-1", "3", "nan", "fast"):
+        with pytest.raises(SystemExit) as e:
+            cli.main(common + ["--motion-prior", bad])
+        assert e.value.code == 2 and "--motion-prior" in capsys.readouterr().err

@@ -60,7 +60,7 @@ from typing import Any, Callable, Iterable, Mapping
 
 import numpy as np
 
-from ..accel.skip_frame_tracker import DEFAULT_RESPONSE_SIZE
+from ..accel.skip_frame_tracker import DEFAULT_MOTION_PRIOR, DEFAULT_RESPONSE_SIZE
 from .otb import CENTER_THRESHOLDS, IOU_THRESHOLDS, PRECISION_AT, aggregate, evaluate_sequence
 
 __all__ = [
@@ -151,6 +151,7 @@ def build_tracker_factory(
     untrained: bool = False,
     size_damping: float = 0.25,
     response_size: int | None = DEFAULT_RESPONSE_SIZE,
+    motion_prior: float = DEFAULT_MOTION_PRIOR,
 ) -> TrackerFactory:
     """A factory of fresh trackers for ``run_ope``.
 
@@ -168,7 +169,7 @@ def build_tracker_factory(
             ``PatchNet``, a local safetensors file, or a freshly initialised model (for checking
             the pipeline only); by default the packaged pretrained weights. Loaded once here and
             shared by every tracker of the run.
-        size_damping, response_size: passed to ``SkipFrameTracker`` (``response_size=None``: the
+        size_damping, response_size, motion_prior: passed to ``SkipFrameTracker`` (``response_size=None``: the
             model's own 7x7 response; default ``accel.skip_frame_tracker.DEFAULT_RESPONSE_SIZE``).
     """
     if not isinstance(spec, str) or not spec.strip():
@@ -198,11 +199,11 @@ def build_tracker_factory(
         shared, label = _patchnet_matcher(inter, matcher, weights, untrained, response_size)
         config["weights"] = label
     config.update(inter=inter, conf_threshold=conf, size_damping=float(size_damping),
-                  response_size=response_size)
+                  response_size=response_size, motion_prior=float(motion_prior))
 
     def make():
         kwargs = dict(key_frame_interval=key_frame_interval, conf_threshold=conf, inter=inter,
-                      size_damping=size_damping)
+                      size_damping=size_damping, motion_prior=motion_prior)
         if shared is not None:
             kwargs["matcher"] = shared  # built with response_size (None: the model's own) and used as is
         else:
