@@ -202,7 +202,7 @@ def test_the_search_leads_by_the_last_displacement_between_inter_frames(prior):
     np.testing.assert_allclose(boxes[4], BOX + STEP)
 
 
-def test_a_low_confidence_match_does_not_feed_the_displacement():
+def test_a_key_frame_forced_by_confidence_resets_the_displacement():
     matcher, calls = stub_matcher(confidences=[1.0, 0.1, 1.0, 1.0], shift=(5.0, 0.0))
     t = SkipFrameTracker(StepTracker(), key_frame_interval=10, conf_threshold=0.5, matcher=matcher,
                          size_damping=None, motion_prior=1.0)

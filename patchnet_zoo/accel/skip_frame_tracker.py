@@ -400,9 +400,14 @@ class SkipFrameTracker(SingleObjectTracker):
         if self.inter == "hold":
             return prev.copy(), float("nan")
         if self.inter in _PATCHNET_ARCH:
-            frame = self._frame_tensor(image)
-            lead = self.motion_prior * self._velocity
-            new, confidence = self._match(frame, prev, lead)
+            import torch
+
+            search = prev.copy()
+            search[:2] += self.motion_prior * self._velocity
+            result = self.matcher.match(self._templates, self._frame_tensor(image),
+                                        torch.as_tensor(search, dtype=torch.float32).view(1, 4))
+            new = result.boxes[0].double().numpy()
+            confidence = float(result.confidence[0])
         else:
             if not self._inter_ready:
                 return prev.copy(), 0.0
@@ -417,16 +422,6 @@ class SkipFrameTracker(SingleObjectTracker):
         if confidence == 0.0:  # nothing found (e.g. a flat, textureless window): stay put
             return prev.copy(), 0.0
         return self._usable(self._damp(prev, new), hw), confidence
-
-    def _match(self, frame, prev: np.ndarray, lead: np.ndarray | None) -> tuple[np.ndarray, float]:
-        """PatchNet's box and confidence with the search window on ``prev`` moved by ``lead``."""
-        import torch
-
-        search = prev.copy()
-        if lead is not None:
-            search[:2] += lead
-        result = self.matcher.match(self._templates, frame, torch.as_tensor(search, dtype=torch.float32).view(1, 4))
-        return result.boxes[0].double().numpy(), float(result.confidence[0])
 
     def _damp(self, old: np.ndarray, new: np.ndarray) -> np.ndarray:
         if self.size_damping is None:

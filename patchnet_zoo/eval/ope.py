@@ -169,8 +169,9 @@ def build_tracker_factory(
             ``PatchNet``, a local safetensors file, or a freshly initialised model (for checking
             the pipeline only); by default the packaged pretrained weights. Loaded once here and
             shared by every tracker of the run.
-        size_damping, response_size, motion_prior: passed to ``SkipFrameTracker`` (``response_size=None``: the
-            model's own 7x7 response; default ``accel.skip_frame_tracker.DEFAULT_RESPONSE_SIZE``).
+        size_damping, response_size, motion_prior: passed to ``SkipFrameTracker``
+            (``response_size=None``: the model's own 7x7 response; default
+            ``accel.skip_frame_tracker.DEFAULT_RESPONSE_SIZE``).
     """
     if not isinstance(spec, str) or not spec.strip():
         raise ValueError(f"tracker spec must be a non-empty string, got {spec!r}")
