@@ -63,16 +63,16 @@ REF_NANOTRACK_SUCCESS = 0.728
 PER_FRAME_LABELS = {"nanotrack": "NanoTrack v2 (ours: movable state)", "nanotrack-opencv": "NanoTrack v2 (`cv2.TrackerNano`)",
                     "csrt": "CSRT", "kcf": "KCF* (gate off)", "mosse": "MOSSE",
                     "patchnet": "PatchNet alone"}
+LEAD = 0.75  # SkipFrameTracker(motion_prior=...) of Table 4's last PatchNet row (docs/design.md)
 INTER_LABELS = {
     "hold": "hold (repeat the key-frame box)",
     "kcf": "KCF* (gate off, primed)",
     "mosse": "MOSSE (primed)",
     "patch-aggregation": "Patch Aggregation (ours: no Fourier, no box regression)",
     "patchnet": "PatchNet (ours)",
-    "patchnet-lead": "PatchNet (ours), search leading by 0.75 x the last displacement",
+    "patchnet-lead": f"PatchNet (ours), search leading by {LEAD:g} x the last displacement",
 }
 INTER_ORDER = ("hold", "kcf", "mosse", "patch-aggregation", "patchnet", "patchnet-lead")
-LEAD = 0.75  # SkipFrameTracker(motion_prior=...) of Table 4's last PatchNet row (docs/design.md)
 CONF = 0.8
 
 # Why one thread by default: on this 2-core machine with other work running (load average 6-9),

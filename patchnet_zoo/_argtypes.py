@@ -16,16 +16,6 @@ def positive_int(text: str) -> int:
     return v
 
 
-def unit_float(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}") from None
-    if not 0.0 <= v <= 1.0:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {v}")
-    return v
-
-
 def float_in(low: float, high: float):
     """An argparse type for a finite number in ``[low, high]``."""
     def parse(text: str) -> float:
@@ -39,3 +29,6 @@ def float_in(low: float, high: float):
 
     parse.__name__ = f"number in [{low:g}, {high:g}]"
     return parse
+
+
+unit_float = float_in(0.0, 1.0)
