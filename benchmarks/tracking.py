@@ -37,6 +37,8 @@ from patchnet_zoo.data.readers import default_data_root, read_sequences  # noqa:
 from patchnet_zoo.accel.skip_frame_tracker import DEFAULT_MOTION_PRIOR, DEFAULT_RESPONSE_SIZE  # noqa: E402
 from patchnet_zoo.eval.ope import build_tracker_factory, curves_for_plot, run_ope_many  # noqa: E402
 from patchnet_zoo.eval.otb import plot_success_precision  # noqa: E402
+from patchnet_zoo.eval.short_range import load_models  # noqa: E402
+from patchnet_zoo.matching import PatchMatcher  # noqa: E402
 
 # Reference figures (../shared/ANCHORS.md): independent code on the val split (9 sequences), same CPU
 # class; "original PatchNet" = the authors' code and GOT-10k weights. (success, precision, fps)
@@ -158,7 +160,16 @@ def plan(args) -> tuple[dict, dict, dict]:
             kwargs["response_size"] = args.response_size
         if patch:
             kwargs["motion_prior"] = lead
+        decoding = patch and (args.select_alpha is not None or args.centre_gain != 1.0)
         try:
+            if decoding:  # the same weights in a matcher with these decoding options
+                model, w = kwargs.pop("matcher", None), kwargs.pop("weights", None)
+                label = "untrained (fresh initialisation)"
+                if model is None:
+                    matchers, labels = load_models([inter], {inter: str(w)} if w else None)
+                    model, label = matchers[inter].model, labels[inter]
+                kwargs["matcher"] = PatchMatcher(model, select_alpha=args.select_alpha,
+                                                 centre_gain=args.centre_gain)
             f = build_tracker_factory(spec, key_frame_interval=interval, inter=inter, conf_threshold=conf, **kwargs)
         except FileNotFoundError as e:
             if inter != "patch-aggregation" or interval is None:
@@ -169,6 +180,8 @@ def plan(args) -> tuple[dict, dict, dict]:
             return
         if patch and models.get(inter) is not None:
             f.config["weights"] = "untrained (fresh initialisation)"
+        elif decoding:
+            f.config["weights"] = label
         factories[key] = f
 
     extra = ["nanotrack-opencv", "kcf", "mosse"] if "2" in tables else []
@@ -372,6 +385,9 @@ def to_markdown(result: dict, command: str) -> str:
         f"it by {LEAD:g} times the target's last displacement, measured between inter frames (zero after a key "
         "frame): see docs/design.md, \"A constant-velocity prior\".",
         "",
+        *([f"PatchNet's decoding: `PatchMatcher(select_alpha={result.get('select_alpha')}, "
+           f"centre_gain={result.get('centre_gain', 1.0):g})` (docs/design.md, \"Sub-cell shrinkage\").", ""]
+          if result.get("select_alpha") is not None or result.get("centre_gain", 1.0) != 1.0 else []),
         "NanoTrack: `nanotrack` is `patchnet_zoo.trackers.nanotrack.NanoTrack` (NanoTrack v2's own graphs "
         "and algorithm, with a tracking state that the skip-frame tracker moves to PatchNet's estimate "
         "before every key frame — it would otherwise search around the position it saw itself frames "
@@ -481,6 +497,10 @@ def main(argv: list[str] | None = None) -> dict:
                    help="PatchNet's search extent in response cells for every PatchNet row (odd; default: %(default)s)")
     p.add_argument("--motion-prior", type=float, default=DEFAULT_MOTION_PRIOR,
                    help="SkipFrameTracker(motion_prior=...) for every PatchNet row (default: %(default)s)")
+    p.add_argument("--select-alpha", type=float, default=None,
+                   help="PatchMatcher(select_alpha=...) for every PatchNet row (default: the learned alphas)")
+    p.add_argument("--centre-gain", type=float, default=1.0,
+                   help="PatchMatcher(centre_gain=...) for every PatchNet row (default: %(default)s)")
     p.add_argument("--matched-interval", type=int, default=4, help="key-frame interval of table 4 (default: 4)")
     p.add_argument("--weights", default=None, help="PatchNet safetensors file (default: the packaged weights)")
     p.add_argument("--aggregation-weights", default=None,
@@ -515,6 +535,7 @@ def main(argv: list[str] | None = None) -> dict:
     result = run_all(args, sequences)
     result.update(split=str(args.split), quick=args.quick, untrained=args.untrained, command=command,
                   response_size=args.response_size, motion_prior=args.motion_prior,
+                  select_alpha=args.select_alpha, centre_gain=args.centre_gain,
                   machine=machine_info(), load_start=load_start, load_end=_load())
     out_dir.mkdir(parents=True, exist_ok=True)
     result["plots"] = write_plots(result, out_dir, args.name)

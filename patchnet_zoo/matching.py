@@ -6,6 +6,8 @@ one call, one PatchNet forward, one batched decode. No Python loop per box.
 """
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass
 
 import torch
@@ -45,12 +47,31 @@ class PatchMatcher:
         response_size: search extent in response cells (odd; default: the model's own, 7 = the
             paper's +-3 cells = +-37.5 % of the box). Larger values search a wider window with the
             same weights, at a cost that grows with the window's area.
+        select_alpha: temperature of the offsets' soft selection at inference (default: the
+            learned alpha, as in the paper). Larger values follow the strongest child more
+            closely; the offsets then shrink less towards the window centres.
+        centre_gain: factor on the regressed shift of the box centre within the peak cell (1 = the
+            paper's decoding). The trained regression recovers about half of a sub-cell shift;
+            a gain above 1 undoes that shrinkage (docs/design.md, "Sub-cell shrinkage").
     """
 
-    def __init__(self, model: PatchNet, min_size: float = 2.0, response_size: int | None = None):
+    def __init__(self, model: PatchNet, min_size: float = 2.0, response_size: int | None = None,
+                 select_alpha: float | None = None, centre_gain: float = 1.0):
+        if select_alpha is not None and not (math.isfinite(float(select_alpha)) and float(select_alpha) > 0):
+            raise ValueError(f"select_alpha must be a positive number or None, got {select_alpha!r}")
+        if not (math.isfinite(float(centre_gain)) and float(centre_gain) >= 0):
+            raise ValueError(f"centre_gain must be a number >= 0, got {centre_gain!r}")
         model = model.eval()
         self.model = model.with_response_size(response_size) if response_size else model
         self.min_size = min_size
+        self.select_alpha = None if select_alpha is None else float(select_alpha)
+        self.centre_gain = float(centre_gain)
+
+    def with_response_size(self, response_size: int | None) -> "PatchMatcher":
+        """The same matcher (weights and decoding) over another search window; ``None``: this one."""
+        if not response_size:
+            return self
+        return PatchMatcher(self.model, self.min_size, response_size, self.select_alpha, self.centre_gain)
 
     @property
     def template_size(self) -> int:
@@ -83,8 +104,8 @@ class PatchMatcher:
         check_boxes(prev, None, what="search box")
         c = xywh_to_cxcywh(prev)
         crops = self._crop(f, c, self.search_scale, self.model.search_size)
-        located = self.model.locate(templates.filters, crops)
-        dec = decode_peak(located.score, located.best, located.offsets, c)
+        located = self.model.locate(templates.filters, crops, select_alpha=self.select_alpha)
+        dec = decode_peak(located.score, located.best, located.offsets, c, centre_gain=self.centre_gain)
         boxes, confidence = dec.boxes, dec.confidence
         # a search window wholly outside the frame sees only fill: keep the box, confidence 0
         half = c[:, 2:] * (self.search_scale / 2)

@@ -222,3 +222,29 @@ def test_inference_path_equals_the_training_path(kw):
         score, off = m(t, s)
     torch.testing.assert_close(score, train_score.detach(), rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(off, train_off.detach(), rtol=1e-5, atol=1e-5)
+
+
+def test_select_alpha_overrides_the_learned_temperatures_and_centre_gain_scales_the_sub_cell_shift():
+    m = _perturbed()
+    g = m.geometry
+    t = torch.rand(4, 3, g.template_size, g.template_size) * 255
+    s = torch.rand(4, 3, g.search_size, g.search_size) * 255
+    prev = torch.tensor([[100.0, 90.0, 40.0, 30.0]]).repeat(4, 1)
+    with torch.no_grad():
+        f = m.encode_template(t)
+        given = m.locate(f, s, select_alpha=7.0)
+        for pool in m.pools:
+            pool.alpha.fill_(7.0)
+        learned = m.locate(f, s)
+    torch.testing.assert_close(given.offsets, learned.offsets)
+    assert not torch.allclose(given.offsets, m.locate(f, s, select_alpha=0.5).offsets)
+    plain = decode_peak(learned.score, learned.best, learned.offsets, prev)
+    gained = decode_peak(learned.score, learned.best, learned.offsets, prev, centre_gain=1.5)
+    cell_centre = prev[:, :2] + plain.cell * prev[:, 2:] / 8
+
+    def centre(b):
+        return b[:, :2] + b[:, 2:] / 2
+
+    torch.testing.assert_close(centre(gained.boxes) - cell_centre, 1.5 * (centre(plain.boxes) - cell_centre))
+    torch.testing.assert_close(gained.boxes[:, 2:], plain.boxes[:, 2:])
+    torch.testing.assert_close(gained.confidence, plain.confidence)

@@ -202,3 +202,40 @@ def test_tracker_is_deterministic(model, crossing, crossing_frames):
     a = track_video(crossing_frames, crossing.boxes[0], PatchNetTracker(model), show_progress=False)[0]
     b = track_video(crossing_frames, crossing.boxes[0], PatchNetTracker(model), show_progress=False)[0]
     np.testing.assert_array_equal(a, b)
+
+
+def test_sharper_decoding_recovers_more_of_a_sub_cell_shift_on_real_video(data_root):
+    """The shipped regression recovers about half of a sub-cell shift (docs/design.md, "Sub-cell
+    shrinkage"): matching real frames against themselves with the window moved by half a cell, a
+    sharper selection and a centre gain leave a smaller error; the options survive a new window."""
+    from patchnet_zoo.data.readers import read_sequences
+    from patchnet_zoo.registry import create_model
+
+    model = create_model("patchnet", pretrained=True)
+    plain = PatchMatcher(model)
+    sharp = PatchMatcher(model, select_alpha=30.0, centre_gain=1.5)
+    wide = sharp.with_response_size(9)
+    assert (wide.select_alpha, wide.centre_gain, wide.model.geometry.response_size) == (30.0, 1.5, 9)
+    errors = {"plain": [], "sharp": []}
+    for seq in read_sequences(data_root, "val")[:4]:
+        for t in range(0, len(seq), max(1, len(seq) // 6)):
+            box = np.asarray(seq.boxes[t], dtype=np.float64)
+            if not np.isfinite(box).all():
+                continue
+            frame = seq.frame(t)
+            search = box.copy()
+            search[0] += 0.5 * box[2] / 8  # the target sits half a cell left of the window centre
+            for name, matcher in (("plain", plain), ("sharp", sharp)):
+                out = matcher(frame, box[None], frame, search[None]).boxes[0].numpy()
+                errors[name].append(abs((out[0] + out[2] / 2) - (box[0] + box[2] / 2)) / (box[2] / 8))
+    assert len(errors["plain"]) >= 12
+    assert np.mean(errors["sharp"]) < 0.8 * np.mean(errors["plain"])
+
+
+@pytest.mark.parametrize("kwargs", [{"select_alpha": 0.0}, {"select_alpha": float("nan")},
+                                    {"centre_gain": -1.0}, {"centre_gain": float("inf")}])
+def test_matcher_rejects_bad_decoding_options(kwargs):
+    from patchnet_zoo.models.patchnet import PatchNet
+
+    with pytest.raises(ValueError):
+        PatchMatcher(PatchNet(), **kwargs)

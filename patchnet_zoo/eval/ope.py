@@ -125,9 +125,7 @@ def _patchnet_matcher(inter: str, matcher=None, weights=None, untrained: bool = 
     reg_name, kwargs = PATCHNET_INTER[inter]
     if matcher is not None:
         if isinstance(matcher, PatchMatcher):
-            if response_size:
-                matcher = PatchMatcher(matcher.model, min_size=matcher.min_size, response_size=response_size)
-            return matcher, "given by the caller"
+            return matcher.with_response_size(response_size), "given by the caller"
         if isinstance(matcher, torch.nn.Module):
             return PatchMatcher(matcher, response_size=response_size), "given by the caller"
         raise TypeError(f"matcher must be a PatchMatcher or a PatchNet, got {type(matcher).__name__}")

@@ -196,8 +196,7 @@ def load_models(methods: TypingSequence[str], models: Mapping | None = None,
         reg_name, _ = PATCHNET_VARIANTS[key]
         given = models.get(key, models.get(reg_name))
         if isinstance(given, PatchMatcher):
-            out[key] = (given if response_size is None else
-                        PatchMatcher(given.model, min_size=given.min_size, response_size=response_size))
+            out[key] = given.with_response_size(response_size)
             labels[key] = "given by the caller"
         elif isinstance(given, torch.nn.Module):
             out[key], labels[key] = wrap(given), "given by the caller"

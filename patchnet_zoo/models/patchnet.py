@@ -166,14 +166,15 @@ class PatchNet(
             return score, score.new_zeros(score.shape[0], 4, *score.shape[2:])
         return score, off[:, :, :, 0, :].permute(2, 3, 0, 1)
 
-    def locate(self, filters: torch.Tensor, search: torch.Tensor) -> "Located":
+    def locate(self, filters: torch.Tensor, search: torch.Tensor, select_alpha: float | None = None) -> "Located":
         """Inference: the score map and the box offsets at its peak only.
 
         ``decode`` reads the offsets at one cell, and that cell's offsets depend on a small tree of
         cells below it (4 children, each soft-selected from a 2x2 window, per level: 256 level-0
         cells at N = 8). So the offset maps are never built: the score path runs with plain max
         pooling and the offsets are computed on the tree of the peak alone. Same numbers as
-        ``match_filters`` at the peak, a fraction of the operations (tests check both)."""
+        ``match_filters`` at the peak, a fraction of the operations (tests check both).
+        ``select_alpha`` replaces the learned soft-select temperatures of the offsets (None: keep)."""
         self._check_crop(search, self.search_size, "search")
         if filters.shape[0] != search.shape[0]:
             raise ValueError(f"{filters.shape[0]} templates but {search.shape[0]} search crops")
@@ -193,9 +194,10 @@ class PatchNet(
             return Located(score, best, score.new_zeros(score.shape[0], 4))
         r = score.shape[-1]
         peak = torch.stack([torch.div(best, r, rounding_mode="floor"), best % r], 1)  # (B, 2) row, col
-        return Located(score, best, self._offsets_on_tree(maps, peak))
+        return Located(score, best, self._offsets_on_tree(maps, peak, select_alpha))
 
-    def _offsets_on_tree(self, maps: list[torch.Tensor], peak: torch.Tensor) -> torch.Tensor:
+    def _offsets_on_tree(self, maps: list[torch.Tensor], peak: torch.Tensor,
+                         select_alpha: float | None = None) -> torch.Tensor:
         """Box offsets (B, 4) at ``peak`` (row, col of the last level), bottom-up over the peak tree."""
         levels = len(maps)
         b = peak.shape[0]
@@ -218,7 +220,8 @@ class PatchNet(
             base = ((peak[:, 0] * (scale * w) + peak[:, 1] * scale) * b + batch) * c  # (B,)
             flat = base[:, None] + ((nodes[:, 1] * w + nodes[:, 2]) * (b * c) + nodes[:, 0])
             pool = self.pools[level]
-            sel = torch.softmax(a.reshape(-1)[flat].view(b, -1, 4) * pool.alpha, -1)  # (B, parents, 4 windows)
+            alpha = pool.alpha if select_alpha is None else select_alpha
+            sel = torch.softmax(a.reshape(-1)[flat].view(b, -1, 4) * alpha, -1)  # (B, parents, 4 windows)
             window_bias = pool.bias.reshape(4, 4).t()  # (window, coord)
             if off is None:
                 pooled = sel @ window_bias
@@ -363,13 +366,15 @@ def decode(score: torch.Tensor, offsets: torch.Tensor, prev_cxcywh: torch.Tensor
     return decode_peak(score, best, off, prev_cxcywh)
 
 
-def decode_peak(score: torch.Tensor, best: torch.Tensor, off: torch.Tensor, prev_cxcywh: torch.Tensor) -> Decoded:
+def decode_peak(score: torch.Tensor, best: torch.Tensor, off: torch.Tensor, prev_cxcywh: torch.Tensor,
+                centre_gain: float = 1.0) -> Decoded:
     """Peak -> box from the offsets at the peak only (``PatchNet.locate``'s answer).
 
     ``s' = relu(s - 0.75 max s)``; peaks are the 3x3 local maxima of ``s'``; confidence = largest
     peak / sum of peaks (1.0 = one dominant peak; 0.0 for a flat map, which stays at the centre). The
     box is the previous box shifted by the peak cell (one cell = box/8) with the 4 boundary offsets
-    read at that cell added.
+    read at that cell added; ``centre_gain`` scales the centre's part of those offsets (their mean
+    per axis), leaving the size as regressed.
     """
     b, _, r, _ = score.shape
     s = score.reshape(b, r * r)
@@ -383,6 +388,8 @@ def decode_peak(score: torch.Tensor, best: torch.Tensor, off: torch.Tensor, prev
     half = r // 2
     cell = torch.stack([best % r - half, torch.div(best, r, rounding_mode="floor") - half], 1).to(score.dtype)
     size = prev_cxcywh[:, 2:]
+    if centre_gain != 1.0:
+        off = off + ((centre_gain - 1.0) * (off[:, 0:2] + off[:, 2:4]) / 2).repeat(1, 2)
     lo = prev_cxcywh[:, :2] - size / 2 + (cell + off[:, 0:2]) * (size / 8.0)
     wh = size + (off[:, 2:4] - off[:, 0:2]) * (size / 8.0)
     return Decoded(boxes=torch.cat([lo, wh], 1), confidence=confidence, cell=cell,
