@@ -7,7 +7,6 @@ one call, one PatchNet forward, one batched decode. No Python loop per box.
 from __future__ import annotations
 
 import math
-
 from dataclasses import dataclass
 
 import torch
