@@ -95,7 +95,7 @@ def shared_matcher(frame: np.ndarray):
     h, w = frame.shape[:2]
     boxes = np.array([[w / 4, h / 4, w / 8, h / 4], [w / 2, h / 2, w / 10, h / 5]], np.float32)
     for r in (None, 13):
-        mm = m if r is None else PatchMatcher(m.model, response_size=r)
+        mm = m.with_response_size(r)
         mm.match(mm.encode(frame, boxes), frame, boxes)
     return m
 

@@ -19,6 +19,16 @@ VARIANTS = [
 ]
 
 
+def _random_pairs(m: PatchNet, n: int):
+    """``n`` encoded random templates, ``n`` random search crops and the box they were searched from."""
+    g = m.geometry
+    t = torch.rand(n, 3, g.template_size, g.template_size) * 255
+    s = torch.rand(n, 3, g.search_size, g.search_size) * 255
+    with torch.no_grad():
+        f = m.encode_template(t)
+    return f, s, torch.tensor([[100.0, 90.0, 40.0, 30.0]]).repeat(n, 1)
+
+
 def _perturbed(**kw):
     torch.manual_seed(0)
     m = PatchNet(**kw)
@@ -170,12 +180,8 @@ def test_hub_mixin_round_trip(tmp_path):
 def test_locate_equals_full_maps_at_the_peak(kw):
     """The inference path computes offsets on the peak's tree only: same boxes as the full maps."""
     m = _perturbed(**kw)
-    g = m.geometry
-    t = torch.rand(5, 3, g.template_size, g.template_size) * 255
-    s = torch.rand(5, 3, g.search_size, g.search_size) * 255
-    prev = torch.tensor([[100.0, 90.0, 40.0, 30.0]]).repeat(5, 1)
+    f, s, prev = _random_pairs(m, 5)
     with torch.no_grad():
-        f = m.encode_template(t)
         score, off = m.match_filters(f, s)
         located = m.locate(f, s)
     torch.testing.assert_close(located.score, score)
@@ -226,12 +232,8 @@ def test_inference_path_equals_the_training_path(kw):
 
 def test_select_alpha_overrides_the_learned_temperatures_and_centre_gain_scales_the_sub_cell_shift():
     m = _perturbed()
-    g = m.geometry
-    t = torch.rand(4, 3, g.template_size, g.template_size) * 255
-    s = torch.rand(4, 3, g.search_size, g.search_size) * 255
-    prev = torch.tensor([[100.0, 90.0, 40.0, 30.0]]).repeat(4, 1)
+    f, s, prev = _random_pairs(m, 4)
     with torch.no_grad():
-        f = m.encode_template(t)
         given = m.locate(f, s, select_alpha=7.0)
         for pool in m.pools:
             pool.alpha.fill_(7.0)

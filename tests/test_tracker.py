@@ -239,3 +239,14 @@ def test_matcher_rejects_bad_decoding_options(kwargs):
 
     with pytest.raises(ValueError):
         PatchMatcher(PatchNet(), **kwargs)
+
+
+def test_skip_frame_wrappers_keep_a_given_matchers_decoding_when_they_change_its_window():
+    from patchnet_zoo.accel import SkipFrameDetector, SkipFrameTracker
+
+    sharp = PatchMatcher(PatchNet(), select_alpha=30.0, centre_gain=1.5)
+    tracker = SkipFrameTracker(lambda image: np.array([0.0, 0.0, 4.0, 4.0]), matcher=sharp, response_size=9)
+    detector = SkipFrameDetector(lambda frame: [], matcher=sharp, response_size=13)
+    for wrapper, size in ((tracker, 9), (detector, 13)):
+        m = wrapper.matcher
+        assert (m.select_alpha, m.centre_gain, m.model.geometry.response_size) == (30.0, 1.5, size)

@@ -194,8 +194,7 @@ class SkipFrameDetector:
 
                 m = load_pretrained_patchnet("patchnet")
             if isinstance(m, PatchMatcher):
-                if self.response_size is not None:
-                    m = PatchMatcher(m.model, min_size=m.min_size, response_size=self.response_size)
+                m = m.with_response_size(self.response_size)
             else:
                 m = PatchMatcher(m, min_size=self.min_size, response_size=self.response_size)
             self._matcher = m

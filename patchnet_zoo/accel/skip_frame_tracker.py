@@ -241,8 +241,7 @@ class SkipFrameTracker(SingleObjectTracker):
 
                 m = load_pretrained_patchnet(_PATCHNET_ARCH[self.inter])
             if isinstance(m, PatchMatcher):
-                if self.response_size is not None:
-                    m = PatchMatcher(m.model, min_size=m.min_size, response_size=self.response_size)
+                m = m.with_response_size(self.response_size)
             else:
                 m = PatchMatcher(m, response_size=self.response_size or DEFAULT_RESPONSE_SIZE)
             self._matcher = m
