@@ -24,7 +24,7 @@ except ImportError:  # run from a checkout without installing
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from patchnet_zoo.eval.short_range import (  # noqa: E402
-    CELLS_PER_BOX, METHODS, PAPER_RESPONSE_SIZE, run_short_range, untrained_models,
+    CELLS_PER_BOX, METHODS, PAPER_RESPONSE_SIZE, PATCHNET_VARIANTS, run_short_range, untrained_models,
 )
 
 # Reference figures (../shared/ANCHORS.md, "Short-range matching"): all 1,291 valid pairs of the val
@@ -51,6 +51,8 @@ LABELS = {
     "kcf": "KCF* (OpenCV KCF, `detect_thresh = 0`, primed)",
     "mosse": "MOSSE (OpenCV legacy, primed)",
     "hold": "hold (copy the box)",
+    "patchnet-edge-follow": "PatchNet, edge follow (one more search where the peak is on the window's edge)",
+    "ncc-edge-follow": "full-template NCC, edge follow (the same rule)",
 }
 
 
@@ -135,7 +137,10 @@ def to_markdown(result: dict, command: str, untrained: bool = False) -> str:
         "identically in every table. **Reachability caps what a windowed matcher can do:** a target whose "
         "centre at t + gap lies outside the window cannot be found from it, so the reachable share bounds "
         "the hit rate of PatchNet and NCC from above (targets just beyond the edge aside), whatever the "
-        "quality of the matching.",
+        "quality of the matching. The two edge-follow rows, last in each table, lift that cap under one "
+        "rule for both: where the peak lies on the window's edge, search once more centred on that "
+        "answer and keep it if its peak scores higher (`PatchMatcher(edge_follow=1)`, "
+        "`NCCMatcher(edge_follow=1)`); every other row searches its window once.",
     ]
     for run in runs:
         lines += ["", f"## {window_title(run)}", "", _reach_line(run), ""] + _table(run)
@@ -238,7 +243,9 @@ def update_records(runs: dict, command: str, weights_dir: str | Path | None = No
     written = []
     by_label: dict[str, dict] = {}
     for size, run in runs.items():
-        for r in run["methods"].values():
+        for key, r in run["methods"].items():
+            if key not in PATCHNET_VARIANTS:  # the edge-follow row shares PatchNet's weights, not its protocol
+                continue
             label = r.get("weights")
             if label and (folder / f"{label}.json").is_file():
                 by_label.setdefault(label, {})[int(size)] = (r, run)

@@ -160,7 +160,7 @@ def plan(args) -> tuple[dict, dict, dict]:
             kwargs["response_size"] = args.response_size
         if patch:
             kwargs["motion_prior"] = lead
-        decoding = patch and (args.select_alpha is not None or args.centre_gain != 1.0)
+        decoding = patch and (args.select_alpha is not None or args.centre_gain != 1.0 or args.edge_follow)
         try:
             if decoding:  # the same weights in a matcher with these decoding options
                 model, w = kwargs.pop("matcher", None), kwargs.pop("weights", None)
@@ -169,7 +169,7 @@ def plan(args) -> tuple[dict, dict, dict]:
                     matchers, labels = load_models([inter], {inter: str(w)} if w else None)
                     model, label = matchers[inter].model, labels[inter]
                 kwargs["matcher"] = PatchMatcher(model, select_alpha=args.select_alpha,
-                                                 centre_gain=args.centre_gain)
+                                                 centre_gain=args.centre_gain, edge_follow=args.edge_follow)
             f = build_tracker_factory(spec, key_frame_interval=interval, inter=inter, conf_threshold=conf, **kwargs)
         except FileNotFoundError as e:
             if inter != "patch-aggregation" or interval is None:
@@ -386,8 +386,10 @@ def to_markdown(result: dict, command: str) -> str:
         "frame): see docs/design.md, \"A constant-velocity prior\".",
         "",
         *([f"PatchNet's decoding: `PatchMatcher(select_alpha={result.get('select_alpha')}, "
-           f"centre_gain={result.get('centre_gain', 1.0):g})` (docs/design.md, \"Sub-cell shrinkage\").", ""]
-          if result.get("select_alpha") is not None or result.get("centre_gain", 1.0) != 1.0 else []),
+           f"centre_gain={result.get('centre_gain', 1.0):g}, edge_follow={result.get('edge_follow', 0)})` "
+           "(docs/design.md, \"Sub-cell shrinkage\" and \"Following a peak past the window's edge\").", ""]
+          if (result.get("select_alpha") is not None or result.get("centre_gain", 1.0) != 1.0
+              or result.get("edge_follow")) else []),
         "NanoTrack: `nanotrack` is `patchnet_zoo.trackers.nanotrack.NanoTrack` (NanoTrack v2's own graphs "
         "and algorithm, with a tracking state that the skip-frame tracker moves to PatchNet's estimate "
         "before every key frame — it would otherwise search around the position it saw itself frames "
@@ -501,6 +503,8 @@ def main(argv: list[str] | None = None) -> dict:
                    help="PatchMatcher(select_alpha=...) for every PatchNet row (default: the learned alphas)")
     p.add_argument("--centre-gain", type=float, default=1.0,
                    help="PatchMatcher(centre_gain=...) for every PatchNet row (default: %(default)s)")
+    p.add_argument("--edge-follow", type=int, default=0,
+                   help="PatchMatcher(edge_follow=...) for every PatchNet row (default: %(default)s)")
     p.add_argument("--matched-interval", type=int, default=4, help="key-frame interval of table 4 (default: 4)")
     p.add_argument("--weights", default=None, help="PatchNet safetensors file (default: the packaged weights)")
     p.add_argument("--aggregation-weights", default=None,
@@ -535,7 +539,7 @@ def main(argv: list[str] | None = None) -> dict:
     result = run_all(args, sequences)
     result.update(split=str(args.split), quick=args.quick, untrained=args.untrained, command=command,
                   response_size=args.response_size, motion_prior=args.motion_prior,
-                  select_alpha=args.select_alpha, centre_gain=args.centre_gain,
+                  select_alpha=args.select_alpha, centre_gain=args.centre_gain, edge_follow=args.edge_follow,
                   machine=machine_info(), load_start=load_start, load_end=_load())
     out_dir.mkdir(parents=True, exist_ok=True)
     result["plots"] = write_plots(result, out_dir, args.name)

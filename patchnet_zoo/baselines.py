@@ -185,46 +185,66 @@ class NCCMatcher(BaselineMatcher):
         search_scale: window side / box side (PatchNet's 119/64 by default).
         template_size: side the key box is resampled to (PatchNet's 64).
         subpixel: refine the peak with a parabola fit.
+        edge_follow: the rule of ``PatchMatcher(edge_follow=...)``, for a like-for-like comparison:
+            a peak on the window's edge gets up to this many more searches, each centred on the
+            last answer, kept where its peak scores higher (0 = one search).
     """
 
     name = "ncc"
 
     def __init__(self, search_scale: float = PATCHNET_SEARCH_SCALE, template_size: int = 64,
-                 subpixel: bool = True):
+                 subpixel: bool = True, edge_follow: int = 0):
         super().__init__()
         if search_scale <= 1:
             raise ValueError(f"search_scale must be > 1, got {search_scale}")
+        if isinstance(edge_follow, bool) or not isinstance(edge_follow, int) or edge_follow < 0:
+            raise ValueError(f"edge_follow must be an integer >= 0, got {edge_follow!r}")
         self.search_scale = float(search_scale)
         self.template_size = int(template_size)
         self.search_size = int(round(self.template_size * self.search_scale))
         self.subpixel = subpixel
+        self.edge_follow = edge_follow
 
     def _match(self, key_frame, key_box, frame):
-        cv2 = _cv2()
-        T, S = self.template_size, self.search_size
-        c = key_box[:2] + key_box[2:] / 2
-        size = key_box[2:]
-        templ = crop_resampled(key_frame, c, size, T)
+        T = self.template_size
+        templ = crop_resampled(key_frame, key_box[:2] + key_box[2:] / 2, key_box[2:], T)
         if float(templ.std()) < 1e-6:  # flat template: NCC is undefined
             return None
+        box, peak, on_edge = self._search(templ, key_box, frame)
+        for _ in range(self.edge_follow):
+            if not on_edge:
+                break
+            box2, peak2, on_edge = self._search(templ, box, frame)
+            if peak2 <= peak:
+                break
+            box, peak = box2, peak2
+        return box
+
+    def _search(self, templ: np.ndarray, box: np.ndarray, frame) -> tuple[np.ndarray, float, bool]:
+        """The box found in a window centred on ``box``, its NCC score, and whether it is on the edge."""
+        cv2 = _cv2()
+        T, S = self.template_size, self.search_size
+        c, size = box[:2] + box[2:] / 2, box[2:]
         # the window is S/T times the box so both crops share one pixel scale
         search = crop_resampled(frame, c, size * (S / T), S)
         resp = cv2.matchTemplate(search, templ, cv2.TM_CCOEFF_NORMED)
         resp = np.nan_to_num(resp, nan=-1.0, posinf=-1.0, neginf=-1.0)
-        _, _, _, (px, py) = cv2.minMaxLoc(resp)
+        _, peak, _, (px, py) = cv2.minMaxLoc(resp)
+        rh, rw = resp.shape
         dx, dy = float(px), float(py)
         if self.subpixel:
-            rh, rw = resp.shape
             if 0 < px < rw - 1:
                 dx += _subpixel(resp[py, px - 1], resp[py, px], resp[py, px + 1])
             if 0 < py < rh - 1:
                 dy += _subpixel(resp[py - 1, px], resp[py, px], resp[py + 1, px])
         # template top-left at (dx, dy) in the crop -> its centre at dx + T/2; the crop centre is S/2
         shift = (np.array([dx, dy]) + T / 2 - S / 2) * (size / T)
-        return np.concatenate([key_box[:2] + shift, key_box[2:]])
+        on_edge = px in (0, rw - 1) or py in (0, rh - 1)
+        return np.concatenate([box[:2] + shift, size]), float(peak), on_edge
 
     def __repr__(self) -> str:
-        return f"NCCMatcher(search_scale={self.search_scale:.4f}, template_size={self.template_size})"
+        follow = f", edge_follow={self.edge_follow}" if self.edge_follow else ""
+        return f"NCCMatcher(search_scale={self.search_scale:.4f}, template_size={self.template_size}{follow})"
 
 
 # ------------------------------------------------------------------------------- OpenCV trackers

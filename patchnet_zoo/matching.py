@@ -35,6 +35,7 @@ class Templates:
 class MatchResult:
     boxes: torch.Tensor  # (B, 4) x,y,w,h in the current frame
     confidence: torch.Tensor  # (B,) peak ratio, 1.0 = one dominant peak
+    searches: torch.Tensor | None = None  # (B,) PatchNet searches per box (> 1 where the edge was followed)
 
 
 class PatchMatcher:
@@ -52,25 +53,33 @@ class PatchMatcher:
         centre_gain: factor on the regressed shift of the box centre within the peak cell (1 = the
             paper's decoding). The trained regression recovers about half of a sub-cell shift;
             a gain above 1 undoes that shrinkage (docs/design.md, "Sub-cell shrinkage").
+        edge_follow: how many more searches a box gets whose score peak lies on the window's
+            edge, each centred on the last answer (0 = one search, as in the paper). A peak on the
+            edge is often a target that has moved beyond the window; the next search has it in
+            reach. Only those boxes are searched again, so the cost grows with how often it happens.
     """
 
     def __init__(self, model: PatchNet, min_size: float = 2.0, response_size: int | None = None,
-                 select_alpha: float | None = None, centre_gain: float = 1.0):
+                 select_alpha: float | None = None, centre_gain: float = 1.0, edge_follow: int = 0):
         if select_alpha is not None and not (math.isfinite(float(select_alpha)) and float(select_alpha) > 0):
             raise ValueError(f"select_alpha must be a positive number or None, got {select_alpha!r}")
         if not (math.isfinite(float(centre_gain)) and float(centre_gain) >= 0):
             raise ValueError(f"centre_gain must be a number >= 0, got {centre_gain!r}")
+        if isinstance(edge_follow, bool) or not isinstance(edge_follow, int) or edge_follow < 0:
+            raise ValueError(f"edge_follow must be an integer >= 0, got {edge_follow!r}")
         model = model.eval()
         self.model = model.with_response_size(response_size) if response_size else model
         self.min_size = min_size
         self.select_alpha = None if select_alpha is None else float(select_alpha)
         self.centre_gain = float(centre_gain)
+        self.edge_follow = int(edge_follow)
 
     def with_response_size(self, response_size: int | None) -> "PatchMatcher":
         """The same matcher (weights and decoding) over another search window; ``None``: this one."""
         if not response_size:
             return self
-        return PatchMatcher(self.model, self.min_size, response_size, self.select_alpha, self.centre_gain)
+        return PatchMatcher(self.model, self.min_size, response_size, self.select_alpha, self.centre_gain,
+                            self.edge_follow)
 
     @property
     def template_size(self) -> int:
@@ -99,13 +108,26 @@ class PatchMatcher:
         if prev.shape[0] != len(templates):
             raise ValueError(f"{len(templates)} templates but {prev.shape[0]} search boxes")
         if len(templates) == 0:
-            return MatchResult(torch.empty(0, 4), torch.empty(0))
+            return MatchResult(torch.empty(0, 4), torch.empty(0), torch.empty(0, dtype=torch.long))
         check_boxes(prev, None, what="search box")
         c = xywh_to_cxcywh(prev)
-        crops = self._crop(f, c, self.search_scale, self.model.search_size)
-        located = self.model.locate(templates.filters, crops, select_alpha=self.select_alpha)
-        dec = decode_peak(located.score, located.best, located.offsets, c, centre_gain=self.centre_gain)
-        boxes, confidence = dec.boxes, dec.confidence
+        boxes, confidence, cell, peak = self._search(templates.filters, f, c)
+        searches = torch.ones(len(templates), dtype=torch.long)
+        rim = self.model.geometry.response_size // 2
+        for _ in range(self.edge_follow):
+            # a peak on the window's edge may be a target beyond it: search again, centred there,
+            # and keep that answer where its peak scores higher (the target seen whole, not cut)
+            edge = ((cell.abs() >= rim).any(1) & (confidence > 0)).nonzero().squeeze(1)
+            if edge.numel() == 0:
+                break
+            searches[edge] += 1
+            centre = c[edge].clone()
+            centre[:, :2] = boxes[edge, :2] + boxes[edge, 2:] / 2
+            b2, conf2, cell2, peak2 = self._search(templates.filters[edge], f, centre)
+            better = peak2 > peak[edge]
+            edge, centre = edge[better], centre[better]
+            c[edge], boxes[edge], confidence[edge] = centre, b2[better], conf2[better]
+            cell[edge], peak[edge] = cell2[better], peak2[better]
         # a search window wholly outside the frame sees only fill: keep the box, confidence 0
         half = c[:, 2:] * (self.search_scale / 2)
         frame_wh = c.new_tensor([f.shape[2], f.shape[1]])
@@ -118,11 +140,18 @@ class PatchMatcher:
         if small.any():
             centre = boxes[small, :2] + boxes[small, 2:] / 2
             boxes[small] = torch.cat([centre - prev[small, 2:] / 2, prev[small, 2:]], 1)
-        return MatchResult(boxes, confidence)
+        return MatchResult(boxes, confidence, searches)
 
     def __call__(self, key_frame, key_boxes, frame, search_boxes=None) -> MatchResult:
         """One-shot: encode the templates of ``key_frame`` and match them in ``frame``."""
         return self.match(self.encode(key_frame, key_boxes), frame, search_boxes)
+
+    def _search(self, filters: torch.Tensor, frame: torch.Tensor, cxcywh: torch.Tensor):
+        """Boxes (x,y,w,h), confidences, peak cells and peak scores of one search per window ``cxcywh``."""
+        crops = self._crop(frame, cxcywh, self.search_scale, self.model.search_size)
+        located = self.model.locate(filters, crops, select_alpha=self.select_alpha)
+        dec = decode_peak(located.score, located.best, located.offsets, cxcywh, centre_gain=self.centre_gain)
+        return dec.boxes, dec.confidence, dec.cell, dec.peak
 
     def _crop(self, frame: torch.Tensor, cxcywh: torch.Tensor, scale: float, out: int) -> torch.Tensor:
         return crop_windows(frame, cxcywh[:, :2], cxcywh[:, 2:] * scale, out, self.model.pixel_mean.view(3))

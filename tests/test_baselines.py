@@ -158,3 +158,23 @@ def test_inputs_are_not_modified_and_bad_boxes_raise(crossing):
         NCCMatcher().match(f0, [1.0, 2.0, 0.0, 5.0], f1)
     with pytest.raises(ValueError):
         create_baseline("nope")
+
+
+def test_ncc_edge_follow_reaches_a_target_beyond_its_window(crossing):
+    """The rule PatchMatcher(edge_follow=1) applies, for NCC: a target moved 70 % of its width (NCC's
+    window reaches 43 %) is found only with the second search; a target inside the window is found
+    by the first search alone, so the answer is the same."""
+    s, fr = crossing
+    key, box = fr[20], np.asarray(s.boxes[20], dtype=np.float64)
+    once, follow = NCCMatcher(), NCCMatcher(edge_follow=1)
+    for fraction, plain_finds in ((0.7, False), (0.15, True)):
+        dx = int(round(fraction * box[2]))
+        moved = np.roll(key, dx, axis=1)
+        target = box + [dx, 0, 0, 0]
+        a, b = once.match(key, box, moved), follow.match(key, box, moved)
+        assert _iou(b, target) > 0.8
+        assert (_iou(a, target) > 0.8) == plain_finds
+        if plain_finds:
+            np.testing.assert_allclose(a, b)
+    with pytest.raises(ValueError):
+        NCCMatcher(edge_follow=-1)

@@ -120,14 +120,15 @@ class FakeBase:
 class FakeSkipFrame:
     """A SkipFrameTracker look-alike: key frame every 3rd frame, one forced by confidence."""
 
-    def __init__(self, inter):
-        self.inter, self.base = inter, FakeBase()
+    def __init__(self, inter, extra_searches: int = 0):
+        self.inter, self.base, self.extra = inter, FakeBase(), extra_searches
 
     def init(self, image, box):
         self.box, self.i = np.asarray(box, dtype=np.float64), 0
         self.last_was_key, self.last_confidence = True, 1.0
         self.stats = {"frames": 1, "key_frames": 1, "effective_interval": 1.0, "base_seconds": 0.0,
-                      "inter_seconds": 0.0, "forced_by_confidence": 0, "base_failures": 0}
+                      "inter_seconds": 0.0, "forced_by_confidence": 0, "base_failures": 0,
+                      "extra_searches": self.extra}
 
     def update(self, image):
         self.i += 1
@@ -160,6 +161,10 @@ def test_skip_frame_statistics_and_cost(inter):
         gmacs = patchnet_macs(PatchNet()) / 1e9
         assert 0.05 < gmacs < 0.06  # the paper's ~58 M multiply-accumulates
         assert r["gflops_per_frame"] == pytest.approx((0.1 * 4 + gmacs * 7) / 10)
+        # searches past the window's edge (PatchMatcher(edge_follow=...)) are charged as matches
+        r2 = run_ope(lambda: FakeSkipFrame(inter, extra_searches=2), [seq], progress=False, warmup=False)
+        assert r2["skip_frame"]["inter_calls"] == 6 + 1 + 2 and r2["skip_frame"]["extra_searches"] == 2
+        assert r2["gflops_per_frame"] == pytest.approx((0.1 * 4 + gmacs * 9) / 10)
     else:  # KCF's cost is not counted
         assert r["gflops_per_frame"] is None
     assert "unit" in r["gflops"] and "multiply-accumulates" in r["gflops"]["unit"]

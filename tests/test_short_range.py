@@ -10,7 +10,7 @@ import pytest
 
 from patchnet_zoo.data.readers import Sequence, default_data_root, read_sequences
 from patchnet_zoo.eval.short_range import (
-    BASELINE_METHODS, METHODS, PATCHNET_VARIANTS, build_matchers, load_models, reachable, reachable_share,
+    BASELINE_METHODS, EDGE_FOLLOW_METHODS, METHODS, PATCHNET_VARIANTS, build_matchers, load_models, reachable, reachable_share,
     run_short_range, search_window_scale, short_range_pairs, untrained_models,
 )
 from patchnet_zoo.matching import PatchMatcher
@@ -63,7 +63,7 @@ def test_all_methods_json_shape(crossing):
         assert m["matches"] == 3
         assert 0.0 <= m["miss_rate"] <= 1.0 and 0.0 <= m["mean_iou"] <= 1.0
         assert m["ms_per_match_b1"] >= 0
-        if key in PATCHNET_VARIANTS:
+        if key in PATCHNET_VARIANTS or key == "patchnet-edge-follow":
             assert m["ms_per_match_b16"] > 0 and m["ms_per_match_b1"] > 0
             assert m["weights"] == "given by the caller"
         else:
@@ -82,7 +82,7 @@ def test_models_by_registry_name_and_errors(crossing):
     assert not matchers["no-fourier"].model.fourier
     with pytest.raises(ValueError):
         run_short_range(sequences=crossing, methods=["bogus"], progress=False)
-    assert set(BASELINE_METHODS) | set(PATCHNET_VARIANTS) == set(METHODS)
+    assert set(BASELINE_METHODS) | set(PATCHNET_VARIANTS) | set(EDGE_FOLLOW_METHODS) == set(METHODS)
 
 
 def test_search_window_and_reachability_helpers():
@@ -128,6 +128,22 @@ def test_matchers_follow_the_response_size():
     assert all(a is b for a, b in zip(wide.parameters(), models["patchnet"].parameters()))
     with pytest.raises(ValueError):
         build_matchers(["ncc"], response_size=6)
+
+
+def test_edge_follow_rows_apply_one_rule_to_patchnet_and_ncc():
+    """The windowed rows search once; the edge-follow rows add the same one more search to PatchNet
+    (same weights) and to NCC (same window)."""
+    models = untrained_models(["patchnet"])
+    for methods in (["patchnet", "ncc", *EDGE_FOLLOW_METHODS], list(EDGE_FOLLOW_METHODS)):
+        matchers, labels, baselines = build_matchers(methods, models, response_size=13)
+        follow = matchers["patchnet-edge-follow"]
+        assert follow.edge_follow == 1 and follow.model.geometry.response_size == 13
+        assert all(a is b for a, b in zip(follow.model.parameters(), models["patchnet"].parameters()))
+        assert labels["patchnet-edge-follow"] == "given by the caller"
+        assert baselines["ncc-edge-follow"].edge_follow == 1
+        assert baselines["ncc-edge-follow"].search_scale == pytest.approx(search_window_scale(13))
+        if "patchnet" in matchers:
+            assert matchers["patchnet"].edge_follow == 0 and baselines["ncc"].edge_follow == 0
 
 
 def test_wide_window_run(crossing):
@@ -222,3 +238,19 @@ def test_benchmark_updates_the_weight_records_it_measured(tmp_path, crossing):
     assert rec["speed"]["ms_per_match_b1"] == round(run["ms_per_match_b1"], 2)
     assert "--update-records" in rec["speed"]["source"]
     assert json.loads((WEIGHTS_DIR / "patchnet.shared_train.json").read_text()) != rec  # the package's untouched
+
+
+def test_weight_records_take_patchnets_row_not_the_edge_follow_row(tmp_path):
+    """Both rows run the same weights; the record must quote the one-search protocol of the paper."""
+    spec = importlib.util.spec_from_file_location("bench_short_range", REPO / "benchmarks" / "short_range.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    (tmp_path / "patchnet.test.json").write_text(json.dumps({"metrics": {}, "speed": {}}))
+    row = {"weights": "patchnet.test", "miss_rate": 0.6, "mean_iou": 0.4, "ms_per_match_b1": 2.0,
+           "ms_per_match_b16": 1.0}
+    follow = dict(row, miss_rate=0.5, mean_iou=0.5, ms_per_match_b1=3.0, ms_per_match_b16=2.0)
+    runs = {"7": {"methods": {"patchnet": row, "patchnet-edge-follow": follow}, "machine": {}}}
+    mod.update_records(runs, "cmd", weights_dir=tmp_path)
+    rec = json.loads((tmp_path / "patchnet.test.json").read_text())
+    assert rec["metrics"]["short_range_gap10_miss_rate_R7"] == 0.6
+    assert rec["speed"]["ms_per_match_b1"] == 2.0

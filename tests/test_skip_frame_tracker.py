@@ -69,9 +69,10 @@ class StepTracker(SingleObjectTracker):
         return self.box.copy()
 
 
-def stub_matcher(confidences=None, shift=(0.0, 0.0), scale=1.0):
+def stub_matcher(confidences=None, shift=(0.0, 0.0), scale=1.0, searches=None):
     """A PatchMatcher whose match moves the search box by ``shift`` and scales it by ``scale``, with
-    confidences taken in turn from ``confidences`` (default 1.0). Records encode and match calls."""
+    confidences taken in turn from ``confidences`` (default 1.0) and, if given, search counts from
+    ``searches``. Records encode and match calls."""
     matcher = PatchMatcher(PatchNet())
     calls = {"encode": [], "match": []}
     seq = list(confidences or [])
@@ -87,7 +88,8 @@ def stub_matcher(confidences=None, shift=(0.0, 0.0), scale=1.0):
         c = sb[:, :2] + sb[:, 2:] / 2 + torch.tensor(shift, dtype=torch.float32)
         size = sb[:, 2:] * scale
         conf = seq.pop(0) if seq else 1.0
-        return MatchResult(torch.cat([c - size / 2, size], 1), torch.full((sb.shape[0],), float(conf)))
+        n = None if searches is None else torch.full((sb.shape[0],), searches.pop(0), dtype=torch.long)
+        return MatchResult(torch.cat([c - size / 2, size], 1), torch.full((sb.shape[0],), float(conf)), n)
 
     matcher.encode = encode
     matcher.match = match
@@ -124,6 +126,15 @@ def test_key_frames_exactly_every_n_without_fallback(n):
     # one template per key frame, one match per inter frame (none at all for n = 1)
     assert len(calls["encode"]) == (0 if n == 1 else s["key_frames"])
     assert len(calls["match"]) == s["inter_frames"]
+
+
+def test_searches_past_the_window_edge_are_counted():
+    matcher, calls = stub_matcher(searches=[1, 2, 1, 3, 1, 1])
+    t = SkipFrameTracker(StepTracker(), key_frame_interval=10, conf_threshold=None, matcher=matcher)
+    _run(t, [_texture()] * 7, BOX)
+    assert len(calls["match"]) == 6 and t.stats["extra_searches"] == 1 + 2
+    t.init(_texture(), BOX)
+    assert t.stats["extra_searches"] == 0
 
 
 def test_low_confidence_forces_a_key_frame():

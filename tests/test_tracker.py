@@ -232,6 +232,50 @@ def test_sharper_decoding_recovers_more_of_a_sub_cell_shift_on_real_video(data_r
     assert np.mean(errors["sharp"]) < 0.8 * np.mean(errors["plain"])
 
 
+def test_edge_follow_finds_real_targets_just_beyond_the_search_window(data_root):
+    """A target one and a half cells past the window's edge is out of reach of one search; with
+    ``edge_follow=1`` a peak on the edge triggers a second search centred on it, which finds it.
+    Targets well inside the window never trigger it, so their answers do not change."""
+    from patchnet_zoo.data.readers import read_sequences
+    from patchnet_zoo.registry import create_model
+
+    model = create_model("patchnet", pretrained=True)
+    once, follow = PatchMatcher(model), PatchMatcher(model, edge_follow=1)
+    assert follow.with_response_size(9).edge_follow == 1
+    rim = model.geometry.response_size // 2
+    found, searched_again = {"once": [], "follow": []}, []
+    for seq in read_sequences(data_root, "val")[:4]:
+        for t in range(0, len(seq), max(1, len(seq) // 6)):
+            box = np.asarray(seq.boxes[t], dtype=np.float64)
+            if not np.isfinite(box).all():
+                continue
+            frame = seq.frame(t)
+            far, near = box.copy(), box.copy()
+            far[0] -= (rim + 1.5) * box[2] / 8  # the target lies 1.5 cells right of the window's edge
+            near[0] -= 1.0 * box[2] / 8
+            templates = once.encode(frame, box[None])
+            for name, matcher in (("once", once), ("follow", follow)):
+                result = matcher.match(templates, frame, far[None])
+                assert int(result.searches[0]) <= (1 if name == "once" else 2)
+                if name == "follow":
+                    searched_again.append(int(result.searches[0]) == 2)
+                out = result.boxes[0].numpy()
+                found[name].append(abs((out[0] + out[2] / 2) - (box[0] + box[2] / 2)) < 0.5 * box[2] / 8)
+            inside = [m.match(templates, frame, near[None]).boxes[0] for m in (once, follow)]
+            torch.testing.assert_close(inside[0], inside[1])
+    assert len(found["once"]) >= 12
+    assert np.mean(found["once"]) < 0.2 and np.mean(found["follow"]) > 0.7
+    assert np.mean(searched_again) > 0.7
+
+
+@pytest.mark.parametrize("edge_follow", [-1, 1.5, "x"])
+def test_matcher_rejects_bad_edge_follow(edge_follow):
+    from patchnet_zoo.models.patchnet import PatchNet
+
+    with pytest.raises(ValueError):
+        PatchMatcher(PatchNet(), edge_follow=edge_follow)
+
+
 @pytest.mark.parametrize("kwargs", [{"select_alpha": 0.0}, {"select_alpha": float("nan")},
                                     {"centre_gain": -1.0}, {"centre_gain": float("inf")}])
 def test_matcher_rejects_bad_decoding_options(kwargs):

@@ -58,7 +58,7 @@ logger = logging.getLogger(__name__)
 INTER_METHODS = ("patchnet", "patch-aggregation", "hold", "kcf", "mosse")
 _PATCHNET_ARCH = {"patchnet": "patchnet", "patch-aggregation": "patchnet_patch_aggregation"}
 _STAT_KEYS = ("frames", "key_frames", "inter_frames", "base_seconds", "inter_seconds",
-              "forced_by_confidence", "base_failures", "base_reinits")
+              "forced_by_confidence", "base_failures", "base_reinits", "extra_searches")
 
 
 def _frame_hw(image) -> tuple[int, int]:
@@ -212,8 +212,9 @@ class SkipFrameTracker(SingleObjectTracker):
         ``base_seconds`` (time in the base tracker: its init/update, frame conversion included),
         ``inter_seconds`` (time in the inter-frame method: template encoding on key frames and
         matching on inter frames, also where the match then forced a key frame),
-        ``forced_by_confidence`` (key frames forced by low confidence), ``base_failures`` and
-        ``base_reinits``."""
+        ``forced_by_confidence`` (key frames forced by low confidence), ``base_failures``,
+        ``base_reinits`` and ``extra_searches`` (PatchNet searches beyond one per inter frame:
+        ``PatchMatcher(edge_follow=...)`` searching again past the window's edge)."""
         s = dict(self._stats)
         s["effective_interval"] = s["frames"] / s["key_frames"] if s["key_frames"] else float("nan")
         return s
@@ -407,6 +408,8 @@ class SkipFrameTracker(SingleObjectTracker):
                                         torch.as_tensor(search, dtype=torch.float32).view(1, 4))
             new = result.boxes[0].double().numpy()
             confidence = float(result.confidence[0])
+            if result.searches is not None:
+                self._stats["extra_searches"] += int(result.searches[0]) - 1
         else:
             if not self._inter_ready:
                 return prev.copy(), 0.0

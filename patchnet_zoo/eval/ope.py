@@ -334,7 +334,7 @@ def _warmup(tracker_factory, frames: list, gt: np.ndarray) -> None:
             break
 
 
-_STAT_KEYS = ("base_seconds", "inter_seconds", "forced_by_confidence", "base_failures")
+_STAT_KEYS = ("base_seconds", "inter_seconds", "forced_by_confidence", "base_failures", "extra_searches")
 
 
 class _Accumulator:
@@ -368,7 +368,7 @@ class _Accumulator:
         seq_skip = _is_skip_frame(tracker)
         self.skip = self.skip or seq_skip
         stats = getattr(tracker, "stats", None) if seq_skip else None
-        forced = 0
+        forced = extra = 0
         if isinstance(stats, dict):
             self.saw_stats = True
             for key in _STAT_KEYS:
@@ -376,6 +376,7 @@ class _Accumulator:
                 if v is not None:
                     self.stats_sum[key] += v
             forced = int(stats.get("forced_by_confidence") or 0)
+            extra = int(stats.get("extra_searches") or 0)
             for key in self.reported:
                 self.reported[key] += int(stats.get(key) or 0)
         # cost: the base tracker ran on the key frames, the inter method on the propagated frames
@@ -396,7 +397,9 @@ class _Accumulator:
                 self.cost_known = False
             else:
                 self.inter_gmacs = ig
-            self.inter_calls += (tracked - keys) + forced
+            # a search past the window's edge (PatchMatcher(edge_follow=...)) is counted as one more
+            # call: an upper bound, since it reuses the encoded template
+            self.inter_calls += (tracked - keys) + forced + extra
         entry = {
             "success": ev["success_score"],
             "precision": ev["precision_score"],

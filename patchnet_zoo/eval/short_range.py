@@ -60,6 +60,7 @@ __all__ = [
     "PAPER_RESPONSE_SIZE",
     "PATCHNET_VARIANTS",
     "BASELINE_METHODS",
+    "EDGE_FOLLOW_METHODS",
     "METHODS",
     "short_range_pairs",
     "search_window_scale",
@@ -86,7 +87,11 @@ PATCHNET_VARIANTS: "OrderedDict[str, tuple[str, dict]]" = OrderedDict([
     ("no-box-regression", ("patchnet_no_box_regression", {"box_regression": False})),
 ])
 BASELINE_METHODS = ("ncc", "kcf", "mosse", "hold")
-METHODS = tuple(PATCHNET_VARIANTS) + BASELINE_METHODS
+#: PatchNet and NCC under one more rule: a peak on the window's edge gets one more search centred on
+#: it (``PatchMatcher(edge_follow=1)``, ``NCCMatcher(edge_follow=1)``); every other windowed row
+#: searches its window once.
+EDGE_FOLLOW_METHODS = ("patchnet-edge-follow", "ncc-edge-follow")
+METHODS = tuple(PATCHNET_VARIANTS) + BASELINE_METHODS + EDGE_FOLLOW_METHODS
 
 B16_BOXES = 16
 B16_REPEATS = 3
@@ -188,7 +193,7 @@ def load_models(methods: TypingSequence[str], models: Mapping | None = None,
     out, labels = {}, {}
 
     def wrap(model) -> PatchMatcher:
-        return PatchMatcher(model, response_size=response_size)
+        return PatchMatcher(model, response_size=response_size, edge_follow=0)
 
     for key in methods:
         if key not in PATCHNET_VARIANTS:
@@ -236,13 +241,26 @@ def build_matchers(methods: TypingSequence[str], models: Mapping | None = None,
     """
     response_size = _check_response_size(response_size)
     matchers, labels = load_models(methods, models, weights_dir, response_size=response_size)
+    if "patchnet-edge-follow" in methods:
+        plain, labels["patchnet-edge-follow"] = ((matchers["patchnet"], labels["patchnet"]) if "patchnet" in matchers
+                                                 else _first(load_models(["patchnet"], models, weights_dir,
+                                                                         response_size=response_size)))
+        matchers["patchnet-edge-follow"] = PatchMatcher(plain.model, plain.min_size, None, plain.select_alpha,
+                                                        plain.centre_gain, edge_follow=1)
     baselines = {}
     for m in methods:
-        if m == "ncc":
-            baselines[m] = create_baseline(m, search_scale=search_window_scale(response_size))
+        if m in ("ncc", "ncc-edge-follow"):
+            baselines[m] = create_baseline("ncc", search_scale=search_window_scale(response_size),
+                                           edge_follow=int(m == "ncc-edge-follow"))
         elif m in BASELINE_METHODS:
             baselines[m] = create_baseline(m)
     return matchers, labels, baselines
+
+
+def _first(loaded: tuple[dict, dict]) -> tuple:
+    """The only (matcher, label) of a ``load_models`` answer."""
+    (key,) = loaded[0]
+    return loaded[0][key], loaded[1][key]
 
 
 # ------------------------------------------------------------------------------------------ timing
