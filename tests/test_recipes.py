@@ -55,3 +55,28 @@ def test_recipe_fast_dev_run(overlay, data_root, tmp_path, monkeypatch):
     assert 0.0 <= float(metrics["val/miss_rate"]) <= 1.0
     # the optimiser really stepped
     assert trainer.optimizers and len(trainer.optimizers[0].state) > 0
+
+
+def test_patchnet_task_learning_rate_schedules():
+    """``constant`` is the paper's Adam without a schedule; ``cosine`` reaches lr / 100 at the last epoch."""
+    import types
+
+    import torch
+
+    from patchnet_zoo.lightning.patchnet_task import PatchNetTask
+
+    assert isinstance(PatchNetTask().configure_optimizers(), torch.optim.Adam)
+    task = PatchNetTask(lr=1e-3, lr_schedule="cosine")
+    task.trainer = types.SimpleNamespace(max_epochs=5)
+    cfg = task.configure_optimizers()
+    opt, sched = cfg["optimizer"], cfg["lr_scheduler"]["scheduler"]
+    assert cfg["lr_scheduler"]["interval"] == "epoch"
+    rates = []
+    for _ in range(5):
+        rates.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    assert rates[0] == pytest.approx(1e-3) and rates[-1] == pytest.approx(1e-5)
+    assert all(a > b for a, b in zip(rates, rates[1:]))
+    with pytest.raises(ValueError):
+        PatchNetTask(lr_schedule="step")

@@ -14,12 +14,15 @@ __all__ = ["PatchNetTask"]
 
 class PatchNetTask(pl.LightningModule):
     """Args mirror ``PatchNet``'s (so a recipe names one model) plus the optimiser settings of the
-    paper: Adam, lr 1e-3, weight decay 5e-4, no schedule."""
+    paper: Adam, lr 1e-3, weight decay 5e-4, no schedule (``lr_schedule="constant"``);
+    ``"cosine"`` anneals the rate per epoch to ``lr / 100`` at the last epoch, for longer runs."""
 
     def __init__(self, patch_size: int = 8, patches_per_side: int = 8, response_size: int = 7,
                  fourier: bool = True, box_regression: bool = True, lr: float = 1e-3,
-                 weight_decay: float = 5e-4, miss_iou: float = 0.7):
+                 weight_decay: float = 5e-4, miss_iou: float = 0.7, lr_schedule: str = "constant"):
         super().__init__()
+        if lr_schedule not in ("constant", "cosine"):
+            raise ValueError(f"lr_schedule must be 'constant' or 'cosine', got {lr_schedule!r}")
         self.save_hyperparameters()
         self.model = PatchNet(patch_size=patch_size, patches_per_side=patches_per_side,
                               response_size=response_size, fourier=fourier, box_regression=box_regression)
@@ -54,7 +57,12 @@ class PatchNetTask(pl.LightningModule):
         self.log("val/centre_hit", (dec.cell == batch["cell"]).all(1).float().mean(), batch_size=bs)
 
     def configure_optimizers(self):
-        return torch.optim.Adam(self.model.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
+        opt = torch.optim.Adam(self.model.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
+        if self.hparams.lr_schedule == "constant":
+            return opt
+        epochs = max(1, int(self.trainer.max_epochs or 1))
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, epochs - 1), eta_min=self.hparams.lr / 100)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "epoch"}}
 
     def on_train_epoch_start(self) -> None:
         dl = self.trainer.train_dataloader
