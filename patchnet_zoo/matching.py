@@ -114,10 +114,11 @@ class PatchMatcher:
         boxes, confidence, cell, peak = self._search(templates.filters, f, c)
         searches = torch.ones(len(templates), dtype=torch.long)
         rim = self.model.geometry.response_size // 2
+        followed = torch.arange(len(templates))  # boxes whose last search may still be followed
         for _ in range(self.edge_follow):
             # a peak on the window's edge may be a target beyond it: search again, centred there,
             # and keep that answer where its peak scores higher (the target seen whole, not cut)
-            edge = ((cell.abs() >= rim).any(1) & (confidence > 0)).nonzero().squeeze(1)
+            edge = followed[((cell[followed].abs() >= rim).any(1) & (confidence[followed] > 0))]
             if edge.numel() == 0:
                 break
             searches[edge] += 1
@@ -125,9 +126,9 @@ class PatchMatcher:
             centre[:, :2] = boxes[edge, :2] + boxes[edge, 2:] / 2
             b2, conf2, cell2, peak2 = self._search(templates.filters[edge], f, centre)
             better = peak2 > peak[edge]
-            edge, centre = edge[better], centre[better]
-            c[edge], boxes[edge], confidence[edge] = centre, b2[better], conf2[better]
-            cell[edge], peak[edge] = cell2[better], peak2[better]
+            followed, centre = edge[better], centre[better]
+            c[followed], boxes[followed], confidence[followed] = centre, b2[better], conf2[better]
+            cell[followed], peak[followed] = cell2[better], peak2[better]
         # a search window wholly outside the frame sees only fill: keep the box, confidence 0
         half = c[:, 2:] * (self.search_scale / 2)
         frame_wh = c.new_tensor([f.shape[2], f.shape[1]])

@@ -204,11 +204,21 @@ def test_tracker_is_deterministic(model, crossing, crossing_frames):
     np.testing.assert_array_equal(a, b)
 
 
+def _val_frames_and_boxes(data_root):
+    """About six annotated frames from each of the first four val sequences, with their boxes."""
+    from patchnet_zoo.data.readers import read_sequences
+
+    for seq in read_sequences(data_root, "val")[:4]:
+        for t in range(0, len(seq), max(1, len(seq) // 6)):
+            box = np.asarray(seq.boxes[t], dtype=np.float64)
+            if np.isfinite(box).all():
+                yield seq.frame(t), box
+
+
 def test_sharper_decoding_recovers_more_of_a_sub_cell_shift_on_real_video(data_root):
     """The shipped regression recovers about half of a sub-cell shift (docs/design.md, "Sub-cell
     shrinkage"): matching real frames against themselves with the window moved by half a cell, a
     sharper selection and a centre gain leave a smaller error; the options survive a new window."""
-    from patchnet_zoo.data.readers import read_sequences
     from patchnet_zoo.registry import create_model
 
     model = create_model("patchnet", pretrained=True)
@@ -217,17 +227,12 @@ def test_sharper_decoding_recovers_more_of_a_sub_cell_shift_on_real_video(data_r
     wide = sharp.with_response_size(9)
     assert (wide.select_alpha, wide.centre_gain, wide.model.geometry.response_size) == (30.0, 1.5, 9)
     errors = {"plain": [], "sharp": []}
-    for seq in read_sequences(data_root, "val")[:4]:
-        for t in range(0, len(seq), max(1, len(seq) // 6)):
-            box = np.asarray(seq.boxes[t], dtype=np.float64)
-            if not np.isfinite(box).all():
-                continue
-            frame = seq.frame(t)
-            search = box.copy()
-            search[0] += 0.5 * box[2] / 8  # the target sits half a cell left of the window centre
-            for name, matcher in (("plain", plain), ("sharp", sharp)):
-                out = matcher(frame, box[None], frame, search[None]).boxes[0].numpy()
-                errors[name].append(abs((out[0] + out[2] / 2) - (box[0] + box[2] / 2)) / (box[2] / 8))
+    for frame, box in _val_frames_and_boxes(data_root):
+        search = box.copy()
+        search[0] += 0.5 * box[2] / 8  # the target sits half a cell left of the window centre
+        for name, matcher in (("plain", plain), ("sharp", sharp)):
+            out = matcher(frame, box[None], frame, search[None]).boxes[0].numpy()
+            errors[name].append(abs((out[0] + out[2] / 2) - (box[0] + box[2] / 2)) / (box[2] / 8))
     assert len(errors["plain"]) >= 12
     assert np.mean(errors["sharp"]) < 0.8 * np.mean(errors["plain"])
 
@@ -236,7 +241,6 @@ def test_edge_follow_finds_real_targets_just_beyond_the_search_window(data_root)
     """A target one and a half cells past the window's edge is out of reach of one search; with
     ``edge_follow=1`` a peak on the edge triggers a second search centred on it, which finds it.
     Targets well inside the window never trigger it, so their answers do not change."""
-    from patchnet_zoo.data.readers import read_sequences
     from patchnet_zoo.registry import create_model
 
     model = create_model("patchnet", pretrained=True)
@@ -244,28 +248,44 @@ def test_edge_follow_finds_real_targets_just_beyond_the_search_window(data_root)
     assert follow.with_response_size(9).edge_follow == 1
     rim = model.geometry.response_size // 2
     found, searched_again = {"once": [], "follow": []}, []
-    for seq in read_sequences(data_root, "val")[:4]:
-        for t in range(0, len(seq), max(1, len(seq) // 6)):
-            box = np.asarray(seq.boxes[t], dtype=np.float64)
-            if not np.isfinite(box).all():
-                continue
-            frame = seq.frame(t)
-            far, near = box.copy(), box.copy()
-            far[0] -= (rim + 1.5) * box[2] / 8  # the target lies 1.5 cells right of the window's edge
-            near[0] -= 1.0 * box[2] / 8
-            templates = once.encode(frame, box[None])
-            for name, matcher in (("once", once), ("follow", follow)):
-                result = matcher.match(templates, frame, far[None])
-                assert int(result.searches[0]) <= (1 if name == "once" else 2)
-                if name == "follow":
-                    searched_again.append(int(result.searches[0]) == 2)
-                out = result.boxes[0].numpy()
-                found[name].append(abs((out[0] + out[2] / 2) - (box[0] + box[2] / 2)) < 0.5 * box[2] / 8)
-            inside = [m.match(templates, frame, near[None]).boxes[0] for m in (once, follow)]
-            torch.testing.assert_close(inside[0], inside[1])
+    for frame, box in _val_frames_and_boxes(data_root):
+        far, near = box.copy(), box.copy()
+        far[0] -= (rim + 1.5) * box[2] / 8  # the target lies 1.5 cells right of the window's edge
+        near[0] -= 1.0 * box[2] / 8
+        templates = once.encode(frame, box[None])
+        for name, matcher in (("once", once), ("follow", follow)):
+            result = matcher.match(templates, frame, far[None])
+            assert int(result.searches[0]) <= (1 if name == "once" else 2)
+            if name == "follow":
+                searched_again.append(int(result.searches[0]) == 2)
+            out = result.boxes[0].numpy()
+            found[name].append(abs((out[0] + out[2] / 2) - (box[0] + box[2] / 2)) < 0.5 * box[2] / 8)
+        inside = [m.match(templates, frame, near[None]).boxes[0] for m in (once, follow)]
+        torch.testing.assert_close(inside[0], inside[1])
     assert len(found["once"]) >= 12
     assert np.mean(found["once"]) < 0.2 and np.mean(found["follow"]) > 0.7
     assert np.mean(searched_again) > 0.7
+
+
+@pytest.mark.parametrize("gain, searches", [(1.0, [1 + 3, 1]), (-1.0, [2, 1])])
+def test_edge_follow_stops_where_a_search_scores_lower(gain, searches):
+    """Each box is followed while its peak stays on the edge and each search scores higher; a
+    search that scores lower is dropped, and that box is not searched again."""
+    matcher = PatchMatcher(PatchNet(), edge_follow=3)
+    rounds = []
+
+    def search(filters, frame, cxcywh):  # box 0 always peaks on the edge, box 1 in the centre
+        n = len(rounds)
+        rounds.append(cxcywh.shape[0])
+        boxes = torch.cat([cxcywh[:, :2] - cxcywh[:, 2:] / 2, cxcywh[:, 2:]], 1) + torch.tensor([4.0, 0, 0, 0])
+        cell = torch.tensor([[3.0, 0.0], [0.0, 0.0]])[: cxcywh.shape[0]]
+        return boxes, torch.ones(cxcywh.shape[0]), cell, torch.full((cxcywh.shape[0],), 1.0 + gain * n)
+
+    matcher._search = search
+    templates = matcher.encode(np.zeros((64, 96, 3), np.uint8), [[20, 20, 16, 16], [40, 20, 16, 16]])
+    result = matcher.match(templates, np.zeros((64, 96, 3), np.uint8))
+    assert result.searches.tolist() == searches
+    assert rounds == [2] + [1] * (searches[0] - 1 if gain > 0 else 1)
 
 
 @pytest.mark.parametrize("edge_follow", [-1, 1.5, "x"])
