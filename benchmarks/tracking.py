@@ -37,8 +37,7 @@ from patchnet_zoo.data.readers import default_data_root, read_sequences  # noqa:
 from patchnet_zoo.accel.skip_frame_tracker import DEFAULT_MOTION_PRIOR, DEFAULT_RESPONSE_SIZE  # noqa: E402
 from patchnet_zoo.eval.ope import build_tracker_factory, curves_for_plot, run_ope_many  # noqa: E402
 from patchnet_zoo.eval.otb import plot_success_precision  # noqa: E402
-from patchnet_zoo.eval.short_range import load_models  # noqa: E402
-from patchnet_zoo.matching import PatchMatcher  # noqa: E402
+from patchnet_zoo.tracking_cli import add_decoding_arguments, decoding_options  # noqa: E402
 
 # Reference figures (../shared/ANCHORS.md): independent code on the val split (9 sequences), same CPU
 # class; "original PatchNet" = the authors' code and GOT-10k weights. (success, precision, fps)
@@ -160,16 +159,8 @@ def plan(args) -> tuple[dict, dict, dict]:
             kwargs["response_size"] = args.response_size
         if patch:
             kwargs["motion_prior"] = lead
-        decoding = patch and (args.select_alpha is not None or args.centre_gain != 1.0 or args.edge_follow)
+            kwargs["decoding"] = decoding_options(args)
         try:
-            if decoding:  # the same weights in a matcher with these decoding options
-                model, w = kwargs.pop("matcher", None), kwargs.pop("weights", None)
-                label = "untrained (fresh initialisation)"
-                if model is None:
-                    matchers, labels = load_models([inter], {inter: str(w)} if w else None)
-                    model, label = matchers[inter].model, labels[inter]
-                kwargs["matcher"] = PatchMatcher(model, select_alpha=args.select_alpha,
-                                                 centre_gain=args.centre_gain, edge_follow=args.edge_follow)
             f = build_tracker_factory(spec, key_frame_interval=interval, inter=inter, conf_threshold=conf, **kwargs)
         except FileNotFoundError as e:
             if inter != "patch-aggregation" or interval is None:
@@ -180,8 +171,6 @@ def plan(args) -> tuple[dict, dict, dict]:
             return
         if patch and models.get(inter) is not None:
             f.config["weights"] = "untrained (fresh initialisation)"
-        elif decoding:
-            f.config["weights"] = label
         factories[key] = f
 
     extra = ["nanotrack-opencv", "kcf", "mosse"] if "2" in tables else []
@@ -499,12 +488,7 @@ def main(argv: list[str] | None = None) -> dict:
                    help="PatchNet's search extent in response cells for every PatchNet row (odd; default: %(default)s)")
     p.add_argument("--motion-prior", type=float, default=DEFAULT_MOTION_PRIOR,
                    help="SkipFrameTracker(motion_prior=...) for every PatchNet row (default: %(default)s)")
-    p.add_argument("--select-alpha", type=float, default=None,
-                   help="PatchMatcher(select_alpha=...) for every PatchNet row (default: the learned alphas)")
-    p.add_argument("--centre-gain", type=float, default=1.0,
-                   help="PatchMatcher(centre_gain=...) for every PatchNet row (default: %(default)s)")
-    p.add_argument("--edge-follow", type=int, default=0,
-                   help="PatchMatcher(edge_follow=...) for every PatchNet row (default: %(default)s)")
+    add_decoding_arguments(p)  # for every PatchNet row
     p.add_argument("--matched-interval", type=int, default=4, help="key-frame interval of table 4 (default: 4)")
     p.add_argument("--weights", default=None, help="PatchNet safetensors file (default: the packaged weights)")
     p.add_argument("--aggregation-weights", default=None,

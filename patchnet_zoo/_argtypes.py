@@ -3,17 +3,26 @@ from __future__ import annotations
 
 import argparse
 
-__all__ = ["positive_int", "unit_float", "float_in"]
+__all__ = ["int_at_least", "positive_int", "non_negative_int", "unit_float", "float_in"]
 
 
-def positive_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"expected a number >= 1, got {v}")
-    return v
+def int_at_least(low: int):
+    """An argparse type for a whole number >= ``low``."""
+    def parse(text: str) -> int:
+        try:
+            v = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if v < low:
+            raise argparse.ArgumentTypeError(f"expected a number >= {low}, got {v}")
+        return v
+
+    parse.__name__ = f"whole number >= {low}"
+    return parse
+
+
+positive_int = int_at_least(1)
+non_negative_int = int_at_least(0)
 
 
 def float_in(low: float, high: float):

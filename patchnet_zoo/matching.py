@@ -76,10 +76,17 @@ class PatchMatcher:
 
     def with_response_size(self, response_size: int | None) -> "PatchMatcher":
         """The same matcher (weights and decoding) over another search window; ``None``: this one."""
-        if not response_size:
-            return self
-        return PatchMatcher(self.model, self.min_size, response_size, self.select_alpha, self.centre_gain,
-                            self.edge_follow)
+        return self.replace(response_size=response_size) if response_size else self
+
+    def replace(self, **changes) -> "PatchMatcher":
+        """A matcher with the same weights and the given ``__init__`` options changed (checked as
+        in ``__init__``); the others, the search window included, are kept."""
+        options = dict(min_size=self.min_size, response_size=None, select_alpha=self.select_alpha,
+                       centre_gain=self.centre_gain, edge_follow=self.edge_follow)
+        unknown = set(changes) - set(options)
+        if unknown:
+            raise TypeError(f"PatchMatcher has no option {', '.join(sorted(unknown))}")
+        return PatchMatcher(self.model, **{**options, **changes})
 
     @property
     def template_size(self) -> int:

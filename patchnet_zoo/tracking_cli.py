@@ -26,7 +26,7 @@ import sys
 import time
 from pathlib import Path
 
-from ._argtypes import float_in, positive_int as _positive_int, unit_float as _unit_float
+from ._argtypes import float_in, non_negative_int, positive_int as _positive_int, unit_float as _unit_float
 from .accel.skip_frame_tracker import DEFAULT_MOTION_PRIOR, DEFAULT_RESPONSE_SIZE
 
 __all__ = ["parse_box", "add_ope_parser", "add_track_parser", "cmd_benchmark_ope", "cmd_track", "track_file"]
@@ -76,8 +76,30 @@ def _add_tracker_arguments(p: argparse.ArgumentParser, tracker_required: bool) -
     p.add_argument("--motion-prior", type=float_in(0.0, 2.0), default=DEFAULT_MOTION_PRIOR, metavar="M",
                    help="share of the target's last displacement by which PatchNet's search window leads "
                         "the last box between key frames, 0-2 (default: %(default)s; 0 = centred on it)")
+    add_decoding_arguments(p)
     p.add_argument("--max-frames", type=_positive_int, default=None, metavar="N",
                    help="only the first N frames" + (" of each sequence" if tracker_required else ""))
+
+
+def add_decoding_arguments(p: argparse.ArgumentParser) -> None:
+    """PatchMatcher's decoding options (docs/design.md, "Sub-cell shrinkage" and "Following a peak
+    past the window's edge"); the defaults are the paper's decoding."""
+    p.add_argument("--select-alpha", type=float_in(1e-3, 1e6), default=None, metavar="A",
+                   help="PatchNet's soft-select temperature at inference (default: the learned ones)")
+    p.add_argument("--centre-gain", type=float_in(0.0, 10.0), default=1.0, metavar="K",
+                   help="factor on PatchNet's regressed centre shift within the peak cell (default: %(default)s)")
+    p.add_argument("--edge-follow", type=non_negative_int, default=0, metavar="N",
+                   help="more searches for a peak on the window's edge, each centred on the last answer "
+                        "(default: %(default)s)")
+
+
+_PAPER_DECODING = {"select_alpha": None, "centre_gain": 1.0, "edge_follow": 0}
+
+
+def decoding_options(a: argparse.Namespace) -> dict:
+    """The ``PatchMatcher`` options that the arguments of ``add_decoding_arguments`` change from
+    the paper's decoding (empty: none)."""
+    return {k: getattr(a, k) for k, paper in _PAPER_DECODING.items() if getattr(a, k) != paper}
 
 
 def add_ope_parser(bsub, data_help: str = "data root") -> argparse.ArgumentParser:
@@ -121,7 +143,8 @@ def _factory_from_args(a: argparse.Namespace):
 
     return build_tracker_factory(
         a.tracker, key_frame_interval=a.key_frame_interval, inter=a.inter, conf_threshold=a.conf_threshold,
-        weights=a.weights, untrained=a.untrained, response_size=a.response_size, motion_prior=a.motion_prior)
+        weights=a.weights, untrained=a.untrained, response_size=a.response_size, motion_prior=a.motion_prior,
+        decoding=decoding_options(a))
 
 
 # ---------------------------------------------------------------------------------- benchmark ope

@@ -146,3 +146,24 @@ def test_motion_prior_reaches_the_skip_frame_tracker(tld_video, capsys):
         with pytest.raises(SystemExit) as e:
             cli.main(common + ["--motion-prior", bad])
         assert e.value.code == 2 and "--motion-prior" in capsys.readouterr().err
+
+
+def test_decoding_options_reach_the_skip_frame_trackers_matcher(tld_video, capsys):
+    from patchnet_zoo.tracking_cli import _factory_from_args
+
+    video, box = tld_video
+    common = ["track", str(video), "--box", box, "--tracker", "kcf", "--key-frame-interval", "3", "--out", "o"]
+    a = cli.build_parser().parse_args(common + ["--select-alpha", "30", "--centre-gain", "1.5", "--edge-follow", "1"])
+    factory = _factory_from_args(a)
+    assert factory.config["decoding"] == {"select_alpha": 30.0, "centre_gain": 1.5, "edge_follow": 1}
+    m = factory().matcher
+    assert (m.select_alpha, m.centre_gain, m.edge_follow, m.model.geometry.response_size) == (30.0, 1.5, 1, 9)
+    default = _factory_from_args(cli.build_parser().parse_args(common))
+    assert "decoding" not in default.config
+    m = default().matcher
+    assert (m.select_alpha, m.centre_gain, m.edge_follow) == (None, 1.0, 0)  # the paper's decoding
+    for flag, bad in (("--edge-follow", "-1"), ("--edge-follow", "1.5"), ("--select-alpha", "0"),
+                      ("--centre-gain", "-2")):
+        with pytest.raises(SystemExit) as e:
+            cli.main(common + [flag, bad])
+        assert e.value.code == 2 and flag in capsys.readouterr().err

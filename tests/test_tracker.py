@@ -314,3 +314,15 @@ def test_skip_frame_wrappers_keep_a_given_matchers_decoding_when_they_change_its
     for wrapper, size in ((tracker, 9), (detector, 13)):
         m = wrapper.matcher
         assert (m.select_alpha, m.centre_gain, m.model.geometry.response_size) == (30.0, 1.5, size)
+
+
+def test_matcher_replace_changes_only_the_named_options():
+    base = PatchMatcher(PatchNet(), min_size=3.0, response_size=9, select_alpha=30.0)
+    follow = base.replace(edge_follow=2)
+    assert follow.model is base.model and follow.model.geometry.response_size == 9
+    assert (follow.min_size, follow.select_alpha, follow.centre_gain, follow.edge_follow) == (3.0, 30.0, 1.0, 2)
+    assert base.edge_follow == 0
+    with pytest.raises(TypeError):
+        base.replace(window=13)
+    with pytest.raises(ValueError):
+        base.replace(edge_follow=-1)

@@ -150,6 +150,7 @@ def build_tracker_factory(
     size_damping: float = 0.25,
     response_size: int | None = DEFAULT_RESPONSE_SIZE,
     motion_prior: float = DEFAULT_MOTION_PRIOR,
+    decoding: Mapping[str, Any] | None = None,
 ) -> TrackerFactory:
     """A factory of fresh trackers for ``run_ope``.
 
@@ -170,6 +171,8 @@ def build_tracker_factory(
         size_damping, response_size, motion_prior: passed to ``SkipFrameTracker``
             (``response_size=None``: the model's own 7x7 response; default
             ``accel.skip_frame_tracker.DEFAULT_RESPONSE_SIZE``).
+        decoding: ``PatchMatcher`` options for the inter-frame PatchNet (``select_alpha``,
+            ``centre_gain``, ``edge_follow``); default: the matcher's own (the paper's decoding).
     """
     if not isinstance(spec, str) or not spec.strip():
         raise ValueError(f"tracker spec must be a non-empty string, got {spec!r}")
@@ -197,6 +200,9 @@ def build_tracker_factory(
     if inter in PATCHNET_INTER:
         shared, label = _patchnet_matcher(inter, matcher, weights, untrained, response_size)
         config["weights"] = label
+        if decoding:
+            shared = shared.replace(**decoding)
+            config["decoding"] = dict(decoding)
     config.update(inter=inter, conf_threshold=conf, size_damping=float(size_damping),
                   response_size=response_size, motion_prior=float(motion_prior))
 

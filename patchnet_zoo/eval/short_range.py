@@ -245,8 +245,7 @@ def build_matchers(methods: TypingSequence[str], models: Mapping | None = None,
         plain, labels["patchnet-edge-follow"] = ((matchers["patchnet"], labels["patchnet"]) if "patchnet" in matchers
                                                  else _first(load_models(["patchnet"], models, weights_dir,
                                                                          response_size=response_size)))
-        matchers["patchnet-edge-follow"] = PatchMatcher(plain.model, plain.min_size, None, plain.select_alpha,
-                                                        plain.centre_gain, edge_follow=1)
+        matchers["patchnet-edge-follow"] = plain.replace(edge_follow=1)
     baselines = {}
     for m in methods:
         if m in ("ncc", "ncc-edge-follow"):
