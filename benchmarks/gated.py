@@ -36,6 +36,7 @@ from patchnet_zoo.eval.machine import machine_info  # noqa: E402
 from patchnet_zoo.eval.ope import decode_frames, run_ope_many  # noqa: E402
 from patchnet_zoo.eval.otb import iou as box_ious  # noqa: E402
 from patchnet_zoo.models.gated_siamese import N_DEPTHS  # noqa: E402
+from patchnet_zoo.tracking_cli import add_decoding_arguments, decoding_options  # noqa: E402
 
 HORIZONS = (1, 5, 25)
 FLOPS_BAR, SUCCESS_BAR, SKIP_BAR = 0.5, 0.95, 0.97
@@ -146,7 +147,9 @@ def run(args, sequences) -> dict:
         min(hard, key=lambda k: rows[k]["gmacs_per_frame"])
     from patchnet_zoo.registry import create_model
 
-    matcher = create_model("patchnet", pretrained=True).eval()
+    from patchnet_zoo.matching import PatchMatcher
+
+    matcher = PatchMatcher(create_model("patchnet", pretrained=True), **decoding_options(args))
     conf = None if args.conf_threshold <= 0 else args.conf_threshold
     skip_key = f"{base_key}+patchnet@{args.interval}"
     sf = RecordingFactory(lambda: _skip(model, configs[base_key], args.interval, conf, matcher), skip_key)
@@ -211,7 +214,9 @@ def to_markdown(result: dict) -> str:
         "of what really ran (1 MAC = 2 FLOPs; the key crops are embedded once per start and not counted, "
         "as in the OPE runner). `+patchnet@N`: `SkipFrameTracker` with PatchNet between key frames, "
         "a key frame at least every N frames and whenever PatchNet's confidence drops below "
-        f"{result['conf_threshold']}.",
+        f"{result['conf_threshold']}"
+        + (f"; PatchNet's decoding `PatchMatcher({', '.join(f'{k}={v}' for k, v in result['decoding'].items())})`"
+           if result.get("decoding") else "") + ".",
         "",
         "| policy | success | precision | IoU@1 | IoU@5 | IoU@25 | GMACs/frame | of depth 5 | exit depths 1/2/3/4/5 | fps |",
         "|---|---|---|---|---|---|---|---|---|---|",
@@ -331,11 +336,13 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--out-dir", default="docs/results")
     p.add_argument("--name", default="gated")
     p.add_argument("--no-progress", action="store_true")
+    add_decoding_arguments(p)  # for the skip-frame row's PatchNet
     p.add_argument("--render", metavar="JSON", default=None,
                    help="only rewrite the markdown and the plot from a JSON this script wrote")
     args = p.parse_args(argv)
     out = Path(args.out_dir)
     if args.render:
+        out.mkdir(parents=True, exist_ok=True)
         result = json.loads(Path(args.render).read_text())
         result["record"] = _record(result.get("weights"))
         result["checks"] = done_checks(result)
@@ -359,7 +366,7 @@ def main(argv: list[str] | None = None) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     result.update(command="PYTHONPATH=. python benchmarks/gated.py" + (" " + shlex.join(argv) if argv else ""),
                   split=str(args.split), sequences=len(sequences), max_frames=args.max_frames, stride=args.stride,
-                  threads=args.threads, conf_threshold=args.conf_threshold,
+                  threads=args.threads, conf_threshold=args.conf_threshold, decoding=decoding_options(args),
                   weights=args.weights or "packaged gated_siamese.shared_train", machine=machine_info(),
                   macs=load_gated_model(weights_path=args.weights).macs_summary(), seconds=time.time() - t0,
                   plot=f"{args.name}.png")
