@@ -119,6 +119,17 @@ def _costs(factory: RecordingFactory, result: dict) -> dict:
             "inter_gmacs_total": inter_total, "exit_depth_hist": hist}
 
 
+def skip_row_matcher(args):
+    """The skip-frame row's PatchNet: the packaged weights over the skip-frame tracker's own window
+    (a ``PatchMatcher`` given to it keeps its window), with the decoding options of ``args``."""
+    from patchnet_zoo.accel.skip_frame_tracker import DEFAULT_RESPONSE_SIZE
+    from patchnet_zoo.matching import PatchMatcher
+    from patchnet_zoo.registry import create_model
+
+    return PatchMatcher(create_model("patchnet", pretrained=True), response_size=DEFAULT_RESPONSE_SIZE,
+                        **decoding_options(args))
+
+
 def run(args, sequences) -> dict:
     import torch
 
@@ -145,11 +156,7 @@ def run(args, sequences) -> dict:
     within = [k for k in hard if rows[k]["gmacs_per_frame"] <= FLOPS_BAR * full]
     base_key = max(within, key=lambda k: rows[k]["success"]) if within else \
         min(hard, key=lambda k: rows[k]["gmacs_per_frame"])
-    from patchnet_zoo.registry import create_model
-
-    from patchnet_zoo.matching import PatchMatcher
-
-    matcher = PatchMatcher(create_model("patchnet", pretrained=True), **decoding_options(args))
+    matcher = skip_row_matcher(args)
     conf = None if args.conf_threshold <= 0 else args.conf_threshold
     skip_key = f"{base_key}+patchnet@{args.interval}"
     sf = RecordingFactory(lambda: _skip(model, configs[base_key], args.interval, conf, matcher), skip_key)

@@ -242,10 +242,10 @@ def build_matchers(methods: TypingSequence[str], models: Mapping | None = None,
     response_size = _check_response_size(response_size)
     matchers, labels = load_models(methods, models, weights_dir, response_size=response_size)
     if "patchnet-edge-follow" in methods:
-        plain, labels["patchnet-edge-follow"] = ((matchers["patchnet"], labels["patchnet"]) if "patchnet" in matchers
-                                                 else _first(load_models(["patchnet"], models, weights_dir,
-                                                                         response_size=response_size)))
-        matchers["patchnet-edge-follow"] = plain.replace(edge_follow=1)
+        plain, plain_labels = ((matchers, labels) if "patchnet" in matchers
+                               else load_models(["patchnet"], models, weights_dir, response_size=response_size))
+        matchers["patchnet-edge-follow"] = plain["patchnet"].replace(edge_follow=1)
+        labels["patchnet-edge-follow"] = plain_labels["patchnet"]
     baselines = {}
     for m in methods:
         if m in ("ncc", "ncc-edge-follow"):
@@ -254,12 +254,6 @@ def build_matchers(methods: TypingSequence[str], models: Mapping | None = None,
         elif m in BASELINE_METHODS:
             baselines[m] = create_baseline(m)
     return matchers, labels, baselines
-
-
-def _first(loaded: tuple[dict, dict]) -> tuple:
-    """The only (matcher, label) of a ``load_models`` answer."""
-    (key,) = loaded[0]
-    return loaded[0][key], loaded[1][key]
 
 
 # ------------------------------------------------------------------------------------------ timing
