@@ -7,7 +7,10 @@
   centred on the previous frame's box) in between; mAP@0.5 and mAP@[.5:.95], time per frame,
   speed-up over per-frame FastestDet in the same run; PatchNet's wider search window (response 13),
   the adaptive key-frame policy and the online template update (rate 0.25, chosen on these
-  sequences among 0.1-0.5) as extra rows.
+  sequences among 0.1-0.5) as extra rows; and look-ahead rows for PatchNet, hold and KCF
+  (``SkipFrameDetector(lookahead=True)``: the same key frames, each frame carried from the nearer
+  one, the later half of every gap backwards -- for video files, where a frame may wait for the
+  next key frame).
 * **EfficientDet-D0 cost** -- the same loop on TUD-Campus with EfficientDet-D0 (``effdet``, random
   weights, ``pretrained_backbone=False``: only its cost matters) run on every key frame before
   FastestDet supplies the boxes, so the boxes carried are real persons and the time is
@@ -66,7 +69,9 @@ PAPER_COST = {"EfficientDet-D0": (2.5, 4), "R-FCN ResNet-101": (169.0, 7)}  # GM
 TEMPLATE_UPDATE = 0.25  # SkipFrameDetector(template_update=...) of the extra row; see the module doc
 METHOD_LABEL = {"hold": "hold", "kcf": "KCF", "mosse": "MOSSE", "patchnet": "PatchNet",
                 "patchnet-r13": "PatchNet, window 13", "patchnet-adaptive": "PatchNet, adaptive",
-                "patchnet-update": f"PatchNet, template update {TEMPLATE_UPDATE}"}
+                "patchnet-update": f"PatchNet, template update {TEMPLATE_UPDATE}",
+                "patchnet-lookahead": "PatchNet, look-ahead", "hold-lookahead": "hold, look-ahead",
+                "kcf-lookahead": "KCF, look-ahead"}
 
 
 def _factory(detector, n: int, method: str, matcher=None):
@@ -74,6 +79,8 @@ def _factory(detector, n: int, method: str, matcher=None):
         return lambda: detector
     kw = {}
     inter = method
+    if method.endswith("-lookahead"):
+        inter, kw = method[: -len("-lookahead")], {"lookahead": True}
     if method == "patchnet-r13":
         inter, kw = "patchnet", {"response_size": 13}
     elif method == "patchnet-adaptive":
@@ -386,8 +393,9 @@ def main(argv=None) -> int:
     p.add_argument("--out", default="docs/results", help="output folder (default: %(default)s)")
     p.add_argument("--intervals", type=int, nargs="+", default=[2, 3, 5, 8])
     p.add_argument("--methods", nargs="+", default=["patchnet", "hold", "kcf"])
-    p.add_argument("--extra", nargs="*", default=["patchnet-r13", "patchnet-adaptive", "patchnet-update"],
-                   help="extra PatchNet variants at N = 3, 5, 8 (default: %(default)s)")
+    p.add_argument("--extra", nargs="*", default=["patchnet-r13", "patchnet-adaptive", "patchnet-update",
+                                                  "patchnet-lookahead", "hold-lookahead", "kcf-lookahead"],
+                   help="extra rows at N = 3, 5, 8 (default: %(default)s)")
     p.add_argument("--threads", type=int, default=1,
                    help="torch threads (default: %(default)s; one is faster for these small batched matches "
                         "on a loaded 2-core machine, see docs/design.md)")

@@ -14,6 +14,8 @@ with a one-line message (``cli.main`` prints it and exits with 2).
 from __future__ import annotations
 
 import argparse
+import collections
+import itertools
 import json
 import sys
 import time
@@ -56,6 +58,10 @@ def _add_common(p: argparse.ArgumentParser, default_interval: int) -> None:
                    help="PatchNet's online template update rate: confident matches blend their template "
                         "towards the current frame by U (default: %(default)s = the key-frame template, as in "
                         "the paper)")
+    p.add_argument("--lookahead", action="store_true",
+                   help="carry each frame's boxes from the nearer key frame, the later half of every gap "
+                        "backwards: the same detector calls, boxes carried half as far; a frame's answer "
+                        "waits for the next key frame (for video files, not live streams)")
 
 
 def add_detect_parser(sub) -> argparse.ArgumentParser:
@@ -116,7 +122,8 @@ def _build(a: argparse.Namespace, classes=None):
         matcher = load_pretrained_patchnet("patchnet")
     return base, lambda: SkipFrameDetector(base, key_frame_interval=a.key_frame_interval, policy=a.policy,
                                            inter=a.inter, matcher=matcher, response_size=a.response_size,
-                                           template_update=a.template_update if a.inter == "patchnet" else 0.0)
+                                           template_update=a.template_update if a.inter == "patchnet" else 0.0,
+                                           lookahead=a.lookahead)
 
 
 def _frames(path: Path):
@@ -152,10 +159,44 @@ def _frames(path: Path):
     return chain(), n, video_fps(path)
 
 
+def _detection_stream(det, frames):
+    """(frame, detections, is key frame, seconds spent in the detector) for every frame, in order.
+    A detector with look-ahead runs through its ``process``; it answers a frame only after reading
+    the frames up to the next key frame, so the frames wait in a queue until their answer comes."""
+    perf = time.perf_counter
+    if not getattr(det, "lookahead", False):
+        if hasattr(det, "reset"):
+            det.reset()
+        for frame in frames:
+            t0 = perf()
+            d = det(frame)
+            yield frame, d, bool(getattr(det, "last_was_key", True)), perf() - t0
+        return
+    held = collections.deque()
+
+    def feed():
+        for frame in frames:
+            held.append(frame)
+            yield frame
+
+    answers = det.process(feed())
+    seen = 0  # key frames already passed (process() resets the detector, which refills its list)
+    for i in itertools.count():
+        t0 = perf()
+        d = next(answers, None)
+        if d is None:
+            return
+        sec = perf() - t0
+        key = seen < len(det.key_frame_indices) and det.key_frame_indices[seen] == i
+        seen += key
+        yield held.popleft(), d, key, sec
+
+
 def detect_file(video, make_detector_fn, out_dir, classes=None, max_frames: int | None = None,
                 progress: bool = True, write_video: bool = True, class_names=None) -> dict:
     """Run ``make_detector_fn()`` over ``video`` and write the annotated video, the MOTChallenge-format
-    detections and a summary into ``out_dir``; returns the summary. Frames stream one at a time."""
+    detections and a summary into ``out_dir``; returns the summary. Frames stream one at a time (with
+    look-ahead, the frames up to the next key frame wait in memory)."""
     from tqdm.auto import tqdm
 
     from .viz import VideoWriter, draw_boxes, draw_text
@@ -166,27 +207,21 @@ def detect_file(video, make_detector_fn, out_dir, classes=None, max_frames: int 
         total = max_frames if total is None else min(total, max_frames)
     out_dir.mkdir(parents=True, exist_ok=True)
     det = make_detector_fn()
-    if hasattr(det, "reset"):
-        det.reset()
     writer = VideoWriter(out_dir / "annotated.mp4", fps=fps) if write_video else None
     txt = out_dir / "detections.txt"
     n = boxes_total = keys = 0
     seconds = 0.0
     hw = None
     bar = tqdm(total=total, desc=f"detecting {video.name}", unit="frame", disable=not progress, leave=False)
-    perf = time.perf_counter
+    if max_frames is not None:
+        frames = itertools.islice(frames, max_frames)
     try:
         with txt.open("w") as f:
-            for i, frame in enumerate(frames):
-                if max_frames is not None and i >= max_frames:
-                    break
+            for i, (frame, d, key, sec) in enumerate(_detection_stream(det, frames)):
                 hw = frame.shape[:2]
-                t0 = perf()
-                d = det(frame)
-                seconds += perf() - t0
+                seconds += sec
                 if classes is not None:
                     d = d.filter(class_ids=classes)
-                key = bool(getattr(det, "last_was_key", True))
                 keys += key
                 for (x, y, w, h), s, c in zip(d.xywh, d.scores, d.class_ids):
                     f.write(f"{i + 1},-1,{x + 1:.2f},{y + 1:.2f},{w:.2f},{h:.2f},{s:.4f},{int(c)},{int(key)}\n")
@@ -244,7 +279,7 @@ def cmd_detect(a: argparse.Namespace) -> int:
 
 def cmd_benchmark_detection(a: argparse.Namespace) -> int:
     from .cli import _data_root, _write_json
-    from .detection.runner import benchmark_detection, find_mot_sequences, load_mot_sequences
+    from .detection.runner import benchmark_detection, find_mot_sequences, load_mot_sequences, run_frames
 
     paths = find_mot_sequences(_data_root(a.data))  # bad data fails before the detector loads
     base, make = _build(a)
@@ -254,9 +289,8 @@ def cmd_benchmark_detection(a: argparse.Namespace) -> int:
     if a.key_frame_interval == 1:
         run = per_frame
     else:
-        warm = make()  # the first PatchNet match of a process pays a one-off set-up cost
-        for f in seqs[0].frames[: min(3, len(seqs[0].frames))]:
-            warm(f)
+        # the first PatchNet match of a process pays a one-off set-up cost
+        run_frames(make(), seqs[0].frames[: min(3, len(seqs[0].frames))])
         run = benchmark_detection(make, seqs, class_id=a.class_id, progress=True)
     result = {
         "map50": run["map50"], "map": run["map"], "ms_per_frame": run["ms_per_frame"],
@@ -267,7 +301,8 @@ def cmd_benchmark_detection(a: argparse.Namespace) -> int:
         "per_group": run["per_group"], "per_sequence": run["per_sequence"],
         "config": {"detector": a.detector, "key_frame_interval": a.key_frame_interval, "inter": a.inter,
                    "policy": a.policy, "score_threshold": a.score_threshold, "class_id": a.class_id,
-                   "response_size": a.response_size, "template_update": a.template_update},
+                   "response_size": a.response_size, "template_update": a.template_update,
+                   "lookahead": a.lookahead},
     }
     print(f"{a.detector} every {a.key_frame_interval} ({a.inter}): mAP@0.5 {result['map50']:.3f} "
           f"(per frame {per_frame['map50']:.3f}), mAP {result['map']:.3f}, {result['ms_per_frame']:.1f} ms/frame, "

@@ -55,6 +55,30 @@ def test_detect_video(tud_video, tmp_path, capsys):
     assert "wrote" in capsys.readouterr().out
 
 
+def test_detect_video_with_lookahead(tud_video, tmp_path):
+    """--lookahead: the same key frames, every frame still written once and in order, and the frames
+    nearer to the next key frame carry its boxes (frame 3 shows exactly frame 4's detections)."""
+    runs = {}
+    for name, extra in (("plain", []), ("ahead", ["--lookahead"])):
+        out = tmp_path / name
+        assert cli.main(["detect", str(tud_video), "--key-frame-interval", "4", "--inter", "hold", "--classes", "0",
+                         "--no-video", "--out", str(out), "--no-progress"] + extra) == 0
+        summary = json.loads((out / "summary.json").read_text())
+        assert summary["frames"] == 9 and summary["key_frames"] == 3
+        runs[name] = _rows(out / "detections.txt")
+    ahead, plain = runs["ahead"], runs["plain"]
+    frames = ahead[:, 0].astype(int)
+    assert (np.diff(frames) >= 0).all() and set(frames) == set(plain[:, 0].astype(int))
+    assert [f for f in sorted(set(frames)) if ahead[frames == f, 8].all()] == [1, 5, 9]
+
+    def boxes(rows, frame):
+        return rows[rows[:, 0] == frame][:, 2:6]
+
+    np.testing.assert_allclose(boxes(ahead, 4), boxes(plain, 5))  # frame 3 (1-based 4) from key frame 4
+    np.testing.assert_allclose(boxes(ahead, 3), boxes(plain, 1))  # frame 2: a tie, from key frame 0
+    np.testing.assert_allclose(boxes(plain, 4), boxes(plain, 1))  # without it: from key frame 0
+
+
 def test_detect_image_folder_every_frame(tud_dir, tmp_path):
     out = tmp_path / "folder"
     rc = cli.main(["detect", str(tud_dir / "img1"), "--key-frame-interval", "1", "--max-frames", "3",

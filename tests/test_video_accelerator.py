@@ -86,6 +86,13 @@ def test_shard_sampler_gives_each_video_once_balanced():
         VideoShardSampler(Fake([5]), 2, 0)
 
 
+def test_lookahead_is_refused_up_front():
+    """The module calls its detector frame by frame, so look-ahead (which answers a frame only after
+    the next key frame) is refused when the callback is made, not in the middle of a run."""
+    with pytest.raises(ValueError, match="frame by frame"):
+        VideoAccelerator(key_frame_interval=4, lookahead=True)
+
+
 # ------------------------------------------------------------------------------------- detector
 def test_detector_key_frames_reset_per_video_and_restored(mot, matcher):
     dm, index = mot

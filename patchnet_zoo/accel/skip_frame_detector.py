@@ -30,6 +30,15 @@ The scheme (the paper's §5.1, after Detect or Track):
   ``scene_change``, checked before any propagation) or when the share of propagated boxes whose
   PatchNet confidence is below ``conf_threshold`` exceeds ``max_low_share`` (the propagation of
   this frame is then discarded and the detector runs on it).
+* **Look-ahead** (``lookahead=True``, for video files and other offline work): ``process`` holds
+  the frames after a key frame until the next key frame has run, then gives every frame the boxes
+  of the *nearer* key frame: the first half of the gap is carried forwards as above, the second
+  half backwards from the next key frame (a tie goes to the earlier one). The detector runs on the
+  same key frames and, with the fixed policy, no frame is carried twice, so the cost is the same
+  while no box is carried further than half the interval. The price is latency: a frame comes out
+  once the next key frame (or the end of the video) has been read. With the adaptive policy every
+  frame is still carried forwards first (the policy needs its confidence), and the second half is
+  carried again, backwards, once the next key frame is known.
 
 The detection package never imports OpenCV at module level, and neither does this module; the
 OpenCV trackers load when ``inter`` is ``kcf`` / ``mosse``.
@@ -87,17 +96,23 @@ class SkipFrameDetector:
             but hurts at low frame rates (PETS09, 7 fps), and costs one batched encode per inter
             frame (docs/results/detection.md).
         update_min_confidence: the confidence a match needs to update its template.
+        lookahead: carry each frame's boxes from the nearer key frame, the later half of every gap
+            backwards (see the module docstring); only ``process`` can do this, since a frame's
+            answer waits for the next key frame, so calling the detector frame by frame raises.
 
     Attributes:
-        last_was_key: whether the last frame was a key frame.
-        last_confidence: per returned box, the inter-frame confidence (NaN on key frames and for hold).
+        last_was_key: whether the last frame was a key frame (frame-by-frame calls).
+        last_confidence: per returned box, the inter-frame confidence (NaN on key frames and for hold;
+            frame-by-frame calls).
+        key_frame_indices: the 0-based indices of this video's key frames so far (also with
+            look-ahead, where a frame's answer comes out after the frame was read).
     """
 
     def __init__(self, detector, key_frame_interval: int = 5, policy: str = "fixed", inter: str = "patchnet",
                  matcher=None, response_size: int | None = None, boundary: str = "clip",
                  size_damping: float | None = 0.25, conf_threshold: float = 0.5, max_low_share: float = 0.5,
                  scene_change: float | None = 30.0, min_size: float = 2.0, template_update: float = 0.0,
-                 update_min_confidence: float = 0.8):
+                 update_min_confidence: float = 0.8, lookahead: bool = False):
         if isinstance(key_frame_interval, bool) or int(key_frame_interval) != key_frame_interval \
                 or key_frame_interval < 1:
             raise ValueError(f"key_frame_interval must be an integer >= 1, got {key_frame_interval!r}")
@@ -137,10 +152,13 @@ class SkipFrameDetector:
         self.min_size = float(min_size)
         self.template_update = float(template_update)
         self.update_min_confidence = float(update_min_confidence)
+        if not isinstance(lookahead, bool):
+            raise TypeError(f"lookahead must be True or False, got {lookahead!r}")
+        self.lookahead = lookahead
         self._matcher_arg = matcher
         self._matcher = None
         self.name = f"{getattr(self.detector, 'name', 'detector')}+{inter}@{self.key_frame_interval}" + (
-            "a" if policy == "adaptive" else "")
+            "a" if policy == "adaptive" else "") + ("+lookahead" if lookahead else "")
         self.reset()
 
     # ---------------------------------------------------------------------------------- state
@@ -156,6 +174,7 @@ class SkipFrameDetector:
         self._hw: tuple[int, int] | None = None
         self.last_was_key = False
         self.last_confidence = np.zeros(0, np.float32)
+        self.key_frame_indices: list[int] = []
         self.reset_stats()
 
     def reset_stats(self) -> None:
@@ -203,6 +222,26 @@ class SkipFrameDetector:
     # ------------------------------------------------------------------------------------ API
     def __call__(self, frame) -> Detections:
         """Detections of ``frame`` (RGB HxWx3 uint8): the detector's on a key frame, carried otherwise."""
+        if self.lookahead:
+            raise RuntimeError("lookahead=True gives a frame the boxes of the next key frame, which is not read yet: "
+                               "use process(frames), or lookahead=False to call the detector frame by frame")
+        return self._step(self._accept(frame))
+
+    def process(self, frames, progress: bool = False, total: int | None = None, desc: str = "detecting"):
+        """Yield ``Detections`` for each frame of an iterable, in order (``reset()`` first: one video).
+        With ``lookahead`` the frames after a key frame come out once the next key frame has run."""
+        from tqdm.auto import tqdm
+
+        self.reset()
+        frames = tqdm(frames, total=total, desc=desc, unit="frame", disable=not progress, leave=False)
+        if self.lookahead:
+            yield from self._process_lookahead(frames)
+            return
+        for frame in frames:
+            yield self(frame)
+
+    def _accept(self, frame) -> np.ndarray:
+        """Check one frame of the video and count it."""
         from ..detection.adapters import check_frame
 
         frame = check_frame(frame)
@@ -212,6 +251,11 @@ class SkipFrameDetector:
                              "between videos")
         self._hw = hw
         self._stats["frames"] += 1
+        return frame
+
+    def _step(self, frame: np.ndarray) -> Detections:
+        """One frame, carried forwards: a key frame when due, else the carried boxes (the adaptive
+        policy may turn it into a key frame)."""
         first = self._key is None
         self._since_key += 1
         if first or self._since_key >= self.key_frame_interval:
@@ -230,17 +274,56 @@ class SkipFrameDetector:
                 return self._key_frame(frame, thumb)
         return out
 
-    def process(self, frames, progress: bool = False, total: int | None = None, desc: str = "detecting"):
-        """Yield ``Detections`` for each frame of an iterable (``reset()`` first: one video)."""
-        from tqdm.auto import tqdm
+    def _process_lookahead(self, frames):
+        """``process`` with look-ahead: hold the frames of a gap until its closing key frame has run."""
+        pending: list[list] = []  # [frame, Detections or None (not carried yet)] since the last key frame
+        half = self.key_frame_interval // 2  # fixed policy: frames carried forwards in a full gap
+        for frame in frames:
+            frame = self._accept(frame)
+            due = self._key is None or self._since_key + 1 >= self.key_frame_interval
+            if self.policy == "fixed" and not due:
+                self._since_key += 1
+                # the second half of the gap waits for the next key frame, uncarried
+                pending.append([frame, self._inter_frame(frame) if len(pending) < half else None])
+                continue
+            out = self._step(frame)
+            if not self.last_was_key:  # adaptive policy: carried forwards, may be carried again
+                pending.append([frame, out])
+                continue
+            self._carry_back(frame, pending)
+            yield from (d for _, d in pending)
+            pending = []
+            yield out
+        # the video ended before the next key frame: the rest is carried forwards (from where the
+        # forward carry stopped, so each frame still follows its predecessor)
+        for slot in pending:
+            if slot[1] is None:
+                slot[1] = self._inter_frame(slot[0])
+            yield slot[1]
 
-        self.reset()
-        for frame in tqdm(frames, total=total, desc=desc, unit="frame", disable=not progress, leave=False):
-            yield self(frame)
+    def _carry_back(self, key_frame: np.ndarray, pending: list[list]) -> None:
+        """Carry the key frame just run backwards over the later half of the gap before it (the
+        frames nearer to it than to the previous key frame), replacing their answers; then restore
+        the state that carries its boxes forwards."""
+        gap = len(pending) + 1  # frames from the previous key frame to this one
+        later = [slot for i, slot in enumerate(pending) if gap - 1 - i < i + 1]
+        if not later:
+            return
+        last_was_key, last_confidence = self.last_was_key, self.last_confidence
+        saved = (self._key, self._est, self._templates)
+        for slot in reversed(later):
+            slot[1] = self._inter_frame(slot[0])
+        self._key, self._est, self._templates = saved
+        if self.inter in ("kcf", "mosse") and len(self._key):  # they learn as they go: start afresh
+            t0 = time.perf_counter()
+            self._start_inter(key_frame)
+            self._stats["propagation_s"] += time.perf_counter() - t0
+        self.last_was_key, self.last_confidence = last_was_key, last_confidence
 
     # -------------------------------------------------------------------------------- key frames
     def _key_frame(self, frame: np.ndarray, thumb: np.ndarray | None = None) -> Detections:
         self._since_key = 0
+        self.key_frame_indices.append(self._stats["frames"] - 1)
         self._stats["key_frames"] += 1
         t0 = time.perf_counter()
         det = self.detector(frame)

@@ -180,6 +180,9 @@ class VideoAccelerator(Callback):
         self.stats_path = Path(stats_path) if stats_path is not None else None
         self.verbose = bool(verbose)
         self.wrapper_kwargs = dict(wrapper_kwargs)
+        if self.wrapper_kwargs.get("lookahead"):
+            raise ValueError("lookahead=True answers a frame only after the next key frame, but the module calls "
+                             "its detector frame by frame; run SkipFrameDetector(...).process(frames) instead")
         self.stats: dict | None = None
         self.wrapper = None
         self._installed: dict | None = None
