@@ -40,6 +40,19 @@ class Oracle:
         return Detections(self.boxes[self.i:self.i + 1], [0.77], [3], True)
 
 
+class FrameOracle(Oracle):
+    """An ``Oracle`` that finds the frame it is given among ``frames`` itself (``process`` feeds
+    the frames, nobody sets ``i``)."""
+
+    def __init__(self, boxes, frames):
+        super().__init__(boxes)
+        self.frames = frames
+
+    def __call__(self, frame):
+        self.i = next(i for i, f in enumerate(self.frames) if f is frame)
+        return super().__call__(frame)
+
+
 def _run(det, oracle, frames):
     out = []
     for i, f in enumerate(frames):
@@ -237,14 +250,8 @@ def _nearest_key(i: int, keys: list[int], last: int) -> int:
 def test_lookahead_takes_the_nearer_key_frame(n):
     """With hold every frame shows exactly the boxes of the key frame it was carried from."""
     frames, truth = _scene(13)
-    oracle = Oracle(truth)
 
-    class Indexed(Oracle):
-        def __call__(self, frame):
-            self.i = next(i for i, f in enumerate(frames) if f is frame)
-            return super().__call__(frame)
-
-    oracle = Indexed(truth)
+    oracle = FrameOracle(truth, frames)
     det = SkipFrameDetector(oracle, key_frame_interval=n, inter="hold", lookahead=True)
     out = list(det.process(frames))
     keys = list(range(0, 13, n))
@@ -268,15 +275,11 @@ def test_lookahead_carries_no_frame_twice_and_follows_the_object(matcher):
             Counting.calls += 1
             return super().match(templates, frame, search_boxes)
 
-    class Indexed(Oracle):
-        def __call__(self, frame):
-            self.i = next(i for i, f in enumerate(frames) if f is frame)
-            return super().__call__(frame)
-
-    det = SkipFrameDetector(Indexed(truth), key_frame_interval=5, matcher=Counting(matcher), lookahead=True)
+    det = SkipFrameDetector(FrameOracle(truth, frames), key_frame_interval=5, matcher=Counting(matcher), lookahead=True)
     out = list(det.process(frames))
-    forward = SkipFrameDetector(Oracle(truth), key_frame_interval=5, matcher=matcher)
-    fwd = _run(forward, forward.detector.fn if hasattr(forward.detector, "fn") else forward.detector, frames)
+    oracle = Oracle(truth)
+    forward = SkipFrameDetector(oracle, key_frame_interval=5, matcher=matcher)
+    fwd = _run(forward, oracle, frames)
     assert Counting.calls == 14 - 3  # one match per inter frame: none is carried twice
     assert det.stats["key_frames"] == forward.stats["key_frames"] == 3
     assert det.stats["boxes_propagated"] == forward.stats["boxes_propagated"] == 11
@@ -295,12 +298,7 @@ def test_lookahead_with_the_adaptive_policy(matcher):
     other, _ = _scene(12, seed=5)
     frames = frames[:6] + other[6:]  # a cut at frame 6
 
-    class Indexed(Oracle):
-        def __call__(self, frame):
-            self.i = next(i for i, f in enumerate(frames) if f is frame)
-            return super().__call__(frame)
-
-    oracle = Indexed(truth)
+    oracle = FrameOracle(truth, frames)
     det = SkipFrameDetector(oracle, key_frame_interval=8, policy="adaptive", inter="hold", lookahead=True)
     out = list(det.process(frames))
     assert det.key_frame_indices == [0, 6] and det.stats["forced_by_scene_change"] == 1
@@ -314,13 +312,8 @@ def test_lookahead_kcf_restarts_its_forward_trackers():
     pytest.importorskip("cv2")
     frames, truth = _scene(11, step=(3.0, 1.0))
 
-    class Indexed(Oracle):
-        def __call__(self, frame):
-            self.i = next(i for i, f in enumerate(frames) if f is frame)
-            return super().__call__(frame)
-
-    la = list(SkipFrameDetector(Indexed(truth), key_frame_interval=5, inter="kcf", lookahead=True).process(frames))
-    fwd = list(SkipFrameDetector(Indexed(truth), key_frame_interval=5, inter="kcf").process(frames))
+    la = list(SkipFrameDetector(FrameOracle(truth, frames), key_frame_interval=5, inter="kcf", lookahead=True).process(frames))
+    fwd = list(SkipFrameDetector(FrameOracle(truth, frames), key_frame_interval=5, inter="kcf").process(frames))
     for i in (1, 2, 6, 7):
         np.testing.assert_allclose(la[i].boxes, fwd[i].boxes)
     assert box_iou_xyxy(la[4].boxes, truth[4:5])[0, 0] > 0.5  # carried back from frame 5
