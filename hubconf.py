@@ -19,6 +19,14 @@ def patchnet(pretrained: bool = True, tag: str = "shared_train", **kwargs):
     return create_model(f"patchnet.{tag}" if pretrained else "patchnet", pretrained=pretrained, **kwargs)
 
 
+def patchnet_k4(pretrained: bool = True, **kwargs):
+    """PatchNet with 4x4-pixel patches (32-px template): half the multiply-accumulates of ``patchnet``
+    per match, for inter-frame steps where speed matters most (docs/results/tracking.md)."""
+    from patchnet_zoo.registry import create_model
+
+    return create_model("patchnet_k4", pretrained=pretrained, **kwargs)
+
+
 def patchnet_tracker(pretrained: bool = True, **kwargs):
     """PatchNet alone as a short-term single-object tracker: ``init(rgb, (x, y, w, h))``,
     ``update(rgb) -> (x, y, w, h)``. ``kwargs`` go to ``PatchNetTracker``."""

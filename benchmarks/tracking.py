@@ -72,8 +72,12 @@ INTER_LABELS = {
     "patch-aggregation": "Patch Aggregation (ours: no Fourier, no box regression)",
     "patchnet": "PatchNet (ours)",
     "patchnet-lead": f"PatchNet (ours), search leading by {LEAD:g} x the last displacement",
+    "patchnet-k4": "PatchNet K4 (ours: 4x4-pixel patches, half the MACs)",
 }
-INTER_ORDER = ("hold", "kcf", "mosse", "patch-aggregation", "patchnet", "patchnet-lead")
+INTER_ORDER = ("hold", "kcf", "mosse", "patch-aggregation", "patchnet", "patchnet-lead", "patchnet-k4")
+#: the PatchNet models between key frames in Table 3, per base tracker (others: the paper's only)
+SKIP_INTERS = {"nanotrack": ("patchnet", "patchnet-k4")}
+SKIP_LABELS = {"patchnet": "PatchNet", "patchnet-k4": "PatchNet K4"}
 CONF = 0.8
 
 # Why one thread by default: on this 2-core machine with other work running (load average 6-9),
@@ -136,9 +140,10 @@ def plan(args) -> tuple[dict, dict, dict]:
     models: dict = {}
     weights = {"patchnet": args.weights, "patch-aggregation": args.aggregation_weights}
     if args.untrained:
-        from patchnet_zoo.eval.short_range import untrained_models
+        from patchnet_zoo.eval.ope import PATCHNET_INTER
+        from patchnet_zoo.models.patchnet import PatchNet
 
-        models = untrained_models(["patchnet", "patch-aggregation"])
+        models = {inter: PatchNet(**kwargs) for inter, (_, kwargs) in PATCHNET_INTER.items()}
     tables = {t.strip() for t in args.tables.split(",") if t.strip()}
     bases = [b.strip() for b in args.bases.split(",") if b.strip()]
     intervals = [int(v) for v in args.intervals.split(",") if v.strip()]
@@ -150,7 +155,7 @@ def plan(args) -> tuple[dict, dict, dict]:
         lead = args.motion_prior
         if inter == "patchnet-lead":
             inter, lead = "patchnet", LEAD
-        patch = interval is not None and inter in ("patchnet", "patch-aggregation")
+        patch = interval is not None and inter in ("patchnet", "patch-aggregation", "patchnet-k4")
         if patch and models.get(inter) is not None:
             kwargs["matcher"] = models[inter]
         elif patch and weights.get(inter):
@@ -181,8 +186,9 @@ def plan(args) -> tuple[dict, dict, dict]:
         add(f"per_frame/{spec}", spec)
     if "3" in tables:
         for spec in bases:
-            for n in intervals:
-                add(f"skip/{spec}/patchnet+conf/N{n}", spec, n, "patchnet", CONF)
+            for inter in SKIP_INTERS.get(spec, ("patchnet",)):
+                for n in intervals:
+                    add(f"skip/{spec}/{inter}+conf/N{n}", spec, n, inter, CONF)
     if "4" in tables:
         n = args.matched_interval
         for inter in INTER_ORDER:
@@ -233,27 +239,28 @@ def _table2(runs: dict) -> list[str]:
 
 
 def _table3(runs: dict, bases: list[str], intervals: list[int]) -> list[str]:
-    lines = ["| base | max N | effective interval | forced by confidence | success | share of per-frame "
-             "| precision | fps | speed-up | base ms / key frame | PatchNet ms / call¹ | GMACs / frame "
-             "| reference: original PatchNet +conf, success (share of 0.728) · fps |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| base | between key frames | max N | effective interval | forced by confidence | success "
+             "| share of per-frame | precision | fps | speed-up | base ms / key frame | PatchNet ms / call¹ "
+             "| GMACs / frame | reference: original PatchNet +conf, success (share of 0.728) · fps |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for spec in bases:
         pf = runs.get(f"per_frame/{spec}")
         if pf:
-            lines.append(f"| {PER_FRAME_LABELS.get(spec, spec)} | 1 (every frame) | 1.00 | — | {pf['success']:.3f} "
-                         f"| 100 % | {pf['precision']:.3f} | {pf['fps']:.1f} | 1.00× | — | — "
+            lines.append(f"| {PER_FRAME_LABELS.get(spec, spec)} | — | 1 (every frame) | 1.00 | — | "
+                         f"{pf['success']:.3f} | 100 % | {pf['precision']:.3f} | {pf['fps']:.1f} | 1.00× | — | — "
                          f"| {_f(pf.get('gflops_per_frame'), '.4f')} | |")
-        for n in intervals:
-            r = runs.get(f"skip/{spec}/patchnet+conf/N{n}")
+        for inter, n in ((i, n) for i in SKIP_INTERS.get(spec, ("patchnet",)) for n in intervals):
+            r = runs.get(f"skip/{spec}/{inter}+conf/N{n}")
             if r is None:
                 continue
             sf = r.get("skip_frame") or {}
             base_ms, inter_ms = _ms_per_call(r)
-            ref = REF_SKIP.get(n, {}).get("patchnet+conf") if spec == "nanotrack" else None
+            ref = REF_SKIP.get(n, {}).get("patchnet+conf") if spec == "nanotrack" and inter == "patchnet" else None
             refc = f"{ref[0]:.3f} ({100 * ref[0] / REF_NANOTRACK_SUCCESS:.0f} %) · {ref[1]}" if ref else ""
             sp = _speedup(r["fps"], pf["fps"] if pf else None)
             lines.append(
-                f"| {PER_FRAME_LABELS.get(spec, spec)} | {n} | {r['effective_interval']:.2f} | "
+                f"| {PER_FRAME_LABELS.get(spec, spec)} | {SKIP_LABELS.get(inter, inter)} | {n} | "
+                f"{r['effective_interval']:.2f} | "
                 f"{sf.get('forced_by_confidence', '—')} | {r['success']:.3f} | "
                 f"{_share(r['success'], pf['success'] if pf else None)} | {r['precision']:.3f} | {r['fps']:.1f} | "
                 f"{_f(sp, '.2f')}× | {_f(base_ms, '.1f')} | {_f(inter_ms, '.2f')} | "
@@ -310,15 +317,17 @@ def done_checks(result: dict) -> list[str]:
     lines = []
     if pf is None:
         return lines
-    skips = {k: r for k, r in runs.items() if k.startswith("skip/nanotrack/patchnet+conf/")}
+    skips = {k: r for k, r in runs.items() if k.startswith("skip/nanotrack/")}
     for k, r in skips.items():
+        inter = k.split("/")[2].split("+")[0]
         share = r["success"] / pf["success"] if pf["success"] else 0.0
         sp = r["fps"] / pf["fps"] if pf["fps"] else 0.0
         ei = r["effective_interval"]
         ok_i, ok_s, ok_f = ei >= DONE_MIN_INTERVAL, share >= DONE_MIN_SHARE, sp >= DONE_MIN_SPEEDUP
         yn = {True: "yes", False: "no"}
         lines.append(
-            f"- Skip-frame NanoTrack + PatchNet + fallback, max N = {k.rsplit('/N', 1)[1]}: effective interval "
+            f"- Skip-frame NanoTrack + {SKIP_LABELS.get(inter, inter)} + fallback, max N = {k.rsplit('/N', 1)[1]}: "
+            f"effective interval "
             f"{ei:.2f} (≥ {DONE_MIN_INTERVAL}: {yn[ok_i]}), {100 * share:.1f} % of per-frame success "
             f"(≥ {100 * DONE_MIN_SHARE:.0f} %: {yn[ok_s]}), {sp:.2f}× faster (≥ {DONE_MIN_SPEEDUP}×: {yn[ok_f]}) → "
             f"**{'met' if ok_i and ok_s and ok_f else 'not met'}**")
@@ -446,7 +455,8 @@ def write_plots(result: dict, out_dir: Path, prefix: str) -> dict:
         if parts[0] == "per_frame":
             return f"{PER_FRAME_LABELS.get(parts[1], parts[1])} (every frame)"
         if parts[0] == "skip":
-            return f"{PER_FRAME_LABELS.get(parts[1], parts[1])} + PatchNet +conf, max {parts[3]}"
+            inter = parts[2].split("+")[0]
+            return f"{PER_FRAME_LABELS.get(parts[1], parts[1])} + {SKIP_LABELS.get(inter, inter)} +conf, max {parts[3]}"
         return f"{INTER_LABELS.get(parts[2], parts[2])}, {parts[3]}"
 
     groups = {"Per-frame trackers": [k for k in runs if k.startswith("per_frame/")]}

@@ -154,6 +154,9 @@ ARCHS: Mapping[str, ArchSpec] = MappingProxyType({
                                     "ablation: no Fourier reweighting"),
     "patchnet_no_box_regression": ArchSpec(_PATCHNET, MappingProxyType({"box_regression": False}), "shared_train",
                                            "ablation: no hierarchical box regression"),
+    "patchnet_k4": ArchSpec(_PATCHNET, MappingProxyType({"patch_size": 4}), "shared_train",
+                            "PatchNet with 4x4-pixel patches (the paper's patch-size axis, Figure 11): a 32-px "
+                            "template, a quarter of the correlation's multiply-accumulates"),
     "gated_siamese": ArchSpec("patchnet_zoo.models.gated_siamese:GatedSiameseTracker",
                               MappingProxyType({"backbone_weights": None}), "shared_train",
                               "adaptive-depth gated Siamese tracker (MobileNetV2, 5 depths, learned early exit)"),

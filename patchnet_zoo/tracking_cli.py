@@ -27,11 +27,11 @@ import time
 from pathlib import Path
 
 from ._argtypes import float_in, non_negative_int, positive_int as _positive_int, unit_float as _unit_float
-from .accel.skip_frame_tracker import DEFAULT_MOTION_PRIOR, DEFAULT_RESPONSE_SIZE
+from .accel.skip_frame_tracker import DEFAULT_MOTION_PRIOR, DEFAULT_RESPONSE_SIZE, INTER_METHODS
 
 __all__ = ["parse_box", "add_ope_parser", "add_track_parser", "cmd_benchmark_ope", "cmd_track", "track_file"]
 
-INTER_CHOICES = ("patchnet", "patch-aggregation", "hold", "kcf", "mosse")
+INTER_CHOICES = INTER_METHODS
 TRACKER_HELP = ("base tracker: nanotrack, csrt, kcf, mosse, patchnet (anything "
                 "trackers.opencv_trackers.make_base_tracker accepts)")
 

@@ -18,12 +18,16 @@ def test_hub_entrypoints_from_a_fresh_process(repo_root, data_root):
         hubconf = importlib.util.module_from_spec(spec); spec.loader.exec_module(hubconf)
         entry = {{n for n, f in vars(hubconf).items() if inspect.isfunction(f) and not n.startswith("_")}}
         assert {{"patchnet", "patchnet_tracker", "skip_frame_tracker"}} <= entry <= {{
-            "patchnet", "patchnet_tracker", "skip_frame_tracker", "gated_tracker", "skip_frame_detector"}}, entry
+            "patchnet", "patchnet_k4", "patchnet_tracker", "skip_frame_tracker", "gated_tracker",
+            "skip_frame_detector"}}, entry
         assert all(getattr(hubconf, n).__doc__ for n in entry)  # what torch.hub.help shows
         assert "torch" in hubconf.dependencies
         m = torch.hub.load(repo, "patchnet", source="local", pretrained=True)
         s, o = m(torch.rand(2, 3, 64, 64) * 255, torch.rand(2, 3, 119, 119) * 255)
         assert s.shape == (2, 1, 7, 7) and o.shape == (2, 4, 7, 7)
+        k4 = torch.hub.load(repo, "patchnet_k4", source="local", pretrained=True)
+        s, o = k4(torch.rand(2, 3, 32, 32) * 255, torch.rand(2, 3, 59, 59) * 255)
+        assert k4.geometry.patch_size == 4 and s.shape == (2, 1, 7, 7)
         from patchnet_zoo.data.readers import read_folder_sequence
         seq = read_folder_sequence({str(data_root / "sot" / "Surfer")!r})
         t = torch.hub.load(repo, "patchnet_tracker", source="local")

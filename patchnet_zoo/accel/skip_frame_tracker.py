@@ -51,12 +51,15 @@ import numpy as np
 
 from .tracker_adapters import SingleObjectTracker, accepts_keyword, adapt_tracker
 
-__all__ = ["SkipFrameTracker", "accelerate", "INTER_METHODS"]
+__all__ = ["SkipFrameTracker", "accelerate", "INTER_METHODS", "PATCHNET_INTER_ARCH"]
 
 logger = logging.getLogger(__name__)
 
-INTER_METHODS = ("patchnet", "patch-aggregation", "hold", "kcf", "mosse")
-_PATCHNET_ARCH = {"patchnet": "patchnet", "patch-aggregation": "patchnet_patch_aggregation"}
+#: the inter-frame methods that are PatchNet models, with the registry architecture each loads
+PATCHNET_INTER_ARCH = {"patchnet": "patchnet", "patch-aggregation": "patchnet_patch_aggregation",
+                       "patchnet-k4": "patchnet_k4"}
+INTER_METHODS = (*PATCHNET_INTER_ARCH, "hold", "kcf", "mosse")
+_PATCHNET_ARCH = PATCHNET_INTER_ARCH
 _STAT_KEYS = ("frames", "key_frames", "inter_frames", "base_seconds", "inter_seconds",
               "forced_by_confidence", "base_failures", "base_reinits", "extra_searches")
 
@@ -118,10 +121,11 @@ class SkipFrameTracker(SingleObjectTracker):
             paper's 0.8); ``None`` switches the fallback off. Confidence is PatchNet's peak ratio
             for ``patchnet`` / ``patch-aggregation``, the OpenCV tracker's success flag (1 or 0)
             for ``kcf`` / ``mosse``, and undefined (NaN, never falls back) for ``hold``.
-        inter: ``"patchnet"``, ``"patch-aggregation"`` (a ``PatchMatcher`` on the given ``matcher``,
-            else on ``create_model("patchnet" / "patchnet_patch_aggregation", pretrained=True)``,
-            loaded on first ``init``), ``"hold"`` (repeat the box), ``"kcf"`` (KCF*) or ``"mosse"``
-            (an OpenCV tracker initialised and primed on each key frame, updated on inter frames).
+        inter: ``"patchnet"``, ``"patch-aggregation"``, ``"patchnet-k4"`` (a ``PatchMatcher`` on the
+            given ``matcher``, else on ``create_model(PATCHNET_INTER_ARCH[inter], pretrained=True)``,
+            loaded on first ``init``; ``patchnet-k4`` is PatchNet with 4x4-pixel patches, half the
+            cost), ``"hold"`` (repeat the box), ``"kcf"`` (KCF*) or ``"mosse"`` (an OpenCV tracker
+            initialised and primed on each key frame, updated on inter frames).
         matcher: a ``PatchMatcher`` or a ``PatchNet`` for the PatchNet methods.
         size_damping: ``d`` in ``s = 1 - d + d * new / old`` on inter frames; ``None`` = undamped.
         response_size: PatchNet's search extent in response cells (odd). ``None``:

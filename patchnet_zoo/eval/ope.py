@@ -60,7 +60,8 @@ from typing import Any, Callable, Iterable, Mapping
 
 import numpy as np
 
-from ..accel.skip_frame_tracker import DEFAULT_MOTION_PRIOR, DEFAULT_RESPONSE_SIZE
+from ..accel.skip_frame_tracker import DEFAULT_MOTION_PRIOR, DEFAULT_RESPONSE_SIZE, INTER_METHODS, PATCHNET_INTER_ARCH
+from ..registry import ARCHS
 from .otb import CENTER_THRESHOLDS, IOU_THRESHOLDS, PRECISION_AT, aggregate, evaluate_sequence
 
 __all__ = [
@@ -76,13 +77,8 @@ __all__ = [
     "summary_line",
 ]
 
-#: inter-frame methods of ``accel.SkipFrameTracker`` (``hold`` repeats the key-frame box)
-INTER_METHODS = ("patchnet", "patch-aggregation", "hold", "kcf", "mosse")
-#: the inter-frame methods that are PatchNet models, with their ``PatchNet`` arguments
-PATCHNET_INTER = {
-    "patchnet": ("patchnet", {}),
-    "patch-aggregation": ("patchnet_patch_aggregation", {"fourier": False, "box_regression": False}),
-}
+#: the inter-frame methods that are PatchNet models: registry architecture and its ``PatchNet`` arguments
+PATCHNET_INTER = {inter: (arch, dict(ARCHS[arch].defaults)) for inter, arch in PATCHNET_INTER_ARCH.items()}
 #: inter-frame methods whose cost per call is known (GMACs): hold costs nothing
 _FREE_INTER = {"hold": 0.0}
 WARMUP_FRAMES = 3

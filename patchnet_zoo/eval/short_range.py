@@ -6,7 +6,8 @@ box misses when its IoU with the ground truth at t + gap is below 0.7 (IoU from
 pooled over the sequences of a split (every pair weighs the same).
 
 Methods (keys of the result): the PatchNet variants ``patchnet``, ``patch-aggregation`` (no Fourier
-reweighting, no box regression), ``no-fourier``, ``no-box-regression``, and the baselines of
+reweighting, no box regression), ``no-fourier``, ``no-box-regression``, ``patchnet-k4`` (4x4-pixel
+patches: its window is 59/32 = 1.84x the box at R = 7, against 119/64), and the baselines of
 ``patchnet_zoo.baselines``: ``ncc``, ``kcf`` (KCF with its failure gate off, primed), ``mosse``,
 ``hold``.
 
@@ -54,6 +55,7 @@ from ..geometry import box_iou
 from ..matching import PatchMatcher
 from .machine import machine_info  # noqa: F401  (re-exported)
 from ..models.patchnet import PatchNet, PatchNetGeometry
+from ..registry import ARCHS
 
 __all__ = [
     "MISS_IOU",
@@ -79,13 +81,13 @@ PAPER_RESPONSE_SIZE = 7
 #: response cells per box side (PatchNet's N = 8 patches per side)
 CELLS_PER_BOX = 8
 
-#: method key -> (registry name, PatchNet arguments of the ablation)
-PATCHNET_VARIANTS: "OrderedDict[str, tuple[str, dict]]" = OrderedDict([
-    ("patchnet", ("patchnet", {})),
-    ("patch-aggregation", ("patchnet_patch_aggregation", {"fourier": False, "box_regression": False})),
-    ("no-fourier", ("patchnet_no_fourier", {"fourier": False})),
-    ("no-box-regression", ("patchnet_no_box_regression", {"box_regression": False})),
-])
+#: method key -> (registry name, PatchNet arguments): the paper's model, its three ablations (Table 5)
+#: and PatchNet with 4x4-pixel patches (the paper's patch-size axis, Figure 11)
+PATCHNET_VARIANTS: "OrderedDict[str, tuple[str, dict]]" = OrderedDict(
+    (key, (arch, dict(ARCHS[arch].defaults))) for key, arch in (
+        ("patchnet", "patchnet"), ("patch-aggregation", "patchnet_patch_aggregation"),
+        ("no-fourier", "patchnet_no_fourier"), ("no-box-regression", "patchnet_no_box_regression"),
+        ("patchnet-k4", "patchnet_k4")))
 BASELINE_METHODS = ("ncc", "kcf", "mosse", "hold")
 #: PatchNet and NCC under one more rule: a peak on the window's edge gets one more search centred on
 #: it (``PatchMatcher(edge_follow=1)``, ``NCCMatcher(edge_follow=1)``); every other windowed row
