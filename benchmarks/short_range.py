@@ -47,7 +47,7 @@ LABELS = {
     "patch-aggregation": "Patch Aggregation (no Fourier, no box regression)",
     "no-fourier": "PatchNet without Fourier reweighting",
     "no-box-regression": "PatchNet without box regression",
-    "patchnet-k4": "PatchNet K4 (4x4-pixel patches, a 32-px template: half the MACs)",
+    "patchnet-k4": "PatchNet K4 (4x4-pixel patches, a 32-px template: half the MACs; its window is 1/64 of the box narrower)",
     "ncc": "full-template NCC (`cv2.matchTemplate`, PatchNet's {window}/64 window)",
     "kcf": "KCF* (OpenCV KCF, `detect_thresh = 0`, primed)",
     "mosse": "MOSSE (OpenCV legacy, primed)",
