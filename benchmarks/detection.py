@@ -10,7 +10,8 @@
   sequences among 0.1-0.5) as extra rows; and look-ahead rows for PatchNet, hold and KCF
   (``SkipFrameDetector(lookahead=True)``: the same key frames, each frame carried from the nearer
   one, the later half of every gap backwards -- for video files, where a frame may wait for the
-  next key frame).
+  next key frame); and PatchNet K4 (``patchnet_k4``: 4x4-pixel patches, half the MACs), without and
+  with look-ahead.
 * **EfficientDet-D0 cost** -- the same loop on TUD-Campus with EfficientDet-D0 (``effdet``, random
   weights, ``pretrained_backbone=False``: only its cost matters) run on every key frame before
   FastestDet supplies the boxes, so the boxes carried are real persons and the time is
@@ -71,16 +72,19 @@ METHOD_LABEL = {"hold": "hold", "kcf": "KCF", "mosse": "MOSSE", "patchnet": "Pat
                 "patchnet-r13": "PatchNet, window 13", "patchnet-adaptive": "PatchNet, adaptive",
                 "patchnet-update": f"PatchNet, template update {TEMPLATE_UPDATE}",
                 "patchnet-lookahead": "PatchNet, look-ahead", "hold-lookahead": "hold, look-ahead",
-                "kcf-lookahead": "KCF, look-ahead"}
+                "kcf-lookahead": "KCF, look-ahead", "patchnet-k4": "PatchNet K4 (4x4-pixel patches)",
+                "patchnet-k4-lookahead": "PatchNet K4, look-ahead"}
 
 
-def _factory(detector, n: int, method: str, matcher=None):
+def _factory(detector, n: int, method: str, matcher=None, k4_matcher=None):
     if n == 1:
         return lambda: detector
     kw = {}
     inter = method
     if method.endswith("-lookahead"):
         inter, kw = method[: -len("-lookahead")], {"lookahead": True}
+    if inter == "patchnet-k4":  # the same carrier with the K4 model
+        inter, matcher = "patchnet", k4_matcher
     if method == "patchnet-r13":
         inter, kw = "patchnet", {"response_size": 13}
     elif method == "patchnet-adaptive":
@@ -92,13 +96,13 @@ def _factory(detector, n: int, method: str, matcher=None):
     return lambda: SkipFrameDetector(detector, key_frame_interval=n, inter=inter, **kw)
 
 
-def shared_matcher(frame: np.ndarray):
+def shared_matcher(frame: np.ndarray, arch: str = "patchnet"):
     """One pretrained PatchMatcher for every run, warmed up outside the clock (the first match of a
     process pays one-off set-up costs of several seconds)."""
     from patchnet_zoo.matching import PatchMatcher
     from patchnet_zoo.trackers.patchnet_tracker import load_pretrained_patchnet
 
-    m = PatchMatcher(load_pretrained_patchnet("patchnet"))
+    m = PatchMatcher(load_pretrained_patchnet(arch))
     h, w = frame.shape[:2]
     boxes = np.array([[w / 4, h / 4, w / 8, h / 4], [w / 2, h / 2, w / 10, h / 5]], np.float32)
     for r in (None, 13):
@@ -117,6 +121,7 @@ def run_mot(data: Path, intervals, methods, extra, quick: bool) -> dict:
     det = FastestDet(classes=[0])
     det(seqs[0].frames[0])  # warm-up
     matcher = shared_matcher(seqs[0].frames[0])
+    k4_matcher = shared_matcher(seqs[0].frames[0], "patchnet_k4")
     rows = {}
     base = benchmark_detection(_factory(det, 1, "per-frame"), seqs, progress=True)
     rows["per-frame"] = {1: _strip(base)}
@@ -126,7 +131,7 @@ def run_mot(data: Path, intervals, methods, extra, quick: bool) -> dict:
         for n in intervals:
             if method in extra and n not in (3, 5, 8):
                 continue
-            r = benchmark_detection(_factory(det, n, method, matcher), seqs, progress=True)
+            r = benchmark_detection(_factory(det, n, method, matcher, k4_matcher), seqs, progress=True)
             r["speedup"] = base["ms_per_frame"] / r["ms_per_frame"]
             rows[method][n] = _strip(r)
             g = r["per_group"]
@@ -406,7 +411,8 @@ def main(argv=None) -> int:
     p.add_argument("--intervals", type=int, nargs="+", default=[2, 3, 5, 8])
     p.add_argument("--methods", nargs="+", default=["patchnet", "hold", "kcf"])
     p.add_argument("--extra", nargs="*", default=["patchnet-r13", "patchnet-adaptive", "patchnet-update",
-                                                  "patchnet-lookahead", "hold-lookahead", "kcf-lookahead"],
+                                                  "patchnet-lookahead", "hold-lookahead", "kcf-lookahead",
+                                                  "patchnet-k4", "patchnet-k4-lookahead"],
                    help="extra rows at N = 3, 5, 8 (default: %(default)s)")
     p.add_argument("--threads", type=int, default=1,
                    help="torch threads (default: %(default)s; one is faster for these small batched matches "
