@@ -173,20 +173,27 @@ def _detection_stream(det, frames):
             yield frame, d, bool(getattr(det, "last_was_key", True)), perf() - t0
         return
     held = collections.deque()
+    reading = [0.0]  # seconds spent decoding frames inside process(), which are not the detector's
 
     def feed():
-        for frame in frames:
+        source = iter(frames)
+        while True:
+            t0 = perf()
+            frame = next(source, None)
+            reading[0] += perf() - t0
+            if frame is None:
+                return
             held.append(frame)
             yield frame
 
     answers = det.process(feed())
     seen = 0  # key frames already passed (process() resets the detector, which refills its list)
     for i in itertools.count():
-        t0 = perf()
+        t0, read_before = perf(), reading[0]
         d = next(answers, None)
         if d is None:
             return
-        sec = perf() - t0
+        sec = perf() - t0 - (reading[0] - read_before)
         key = seen < len(det.key_frame_indices) and det.key_frame_indices[seen] == i
         seen += key
         yield held.popleft(), d, key, sec

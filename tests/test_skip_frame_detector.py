@@ -189,16 +189,24 @@ def test_bad_arguments():
         SkipFrameDetector(lambda f: [], response_size=8)
 
 
-def test_beats_hold_on_real_pedestrians(data_root, matcher):
-    """PETS09-S3-MF1 is 7 fps: people move far between frames, so a held box goes stale."""
+def _pets09_persons(data_root, frames: int):
+    """FastestDet (persons) and the first ``frames`` frames of PETS09-S3-MF1, a 7-fps sequence where
+    people move far between frames; skips where the shared weights are missing."""
     from patchnet_zoo.detection import FastestDet
-    from patchnet_zoo.detection.runner import benchmark_detection, load_mot_sequences
+    from patchnet_zoo.detection.runner import load_mot_sequences
 
     try:
         fd = FastestDet(classes=[0])
     except FileNotFoundError as e:
         pytest.skip(f"FastestDet weights not available: {e}")
-    seqs = load_mot_sequences([data_root / "mot" / "PETS09-S3-MF1"], max_frames=25)
+    return fd, load_mot_sequences([data_root / "mot" / "PETS09-S3-MF1"], max_frames=frames)
+
+
+def test_beats_hold_on_real_pedestrians(data_root, matcher):
+    """PETS09-S3-MF1 is 7 fps: people move far between frames, so a held box goes stale."""
+    from patchnet_zoo.detection.runner import benchmark_detection
+
+    fd, seqs = _pets09_persons(data_root, 25)
     per_frame = benchmark_detection(lambda: fd, seqs)
     pn = benchmark_detection(lambda: SkipFrameDetector(fd, key_frame_interval=5, matcher=matcher), seqs)
     hold = benchmark_detection(lambda: SkipFrameDetector(fd, key_frame_interval=5, inter="hold"), seqs)
@@ -321,14 +329,9 @@ def test_lookahead_kcf_restarts_its_forward_trackers():
 
 def test_lookahead_beats_forward_on_real_pedestrians(data_root, matcher):
     """PETS09-S3-MF1 at 7 fps: carrying no box further than half the interval keeps more people."""
-    from patchnet_zoo.detection import FastestDet
-    from patchnet_zoo.detection.runner import benchmark_detection, load_mot_sequences
+    from patchnet_zoo.detection.runner import benchmark_detection
 
-    try:
-        fd = FastestDet(classes=[0])
-    except FileNotFoundError as e:
-        pytest.skip(f"FastestDet weights not available: {e}")
-    seqs = load_mot_sequences([data_root / "mot" / "PETS09-S3-MF1"], max_frames=33)
+    fd, seqs = _pets09_persons(data_root, 33)
     fwd = benchmark_detection(lambda: SkipFrameDetector(fd, key_frame_interval=8, matcher=matcher), seqs)
     la = benchmark_detection(lambda: SkipFrameDetector(fd, key_frame_interval=8, matcher=matcher, lookahead=True), seqs)
     assert la["key_frames"] == fwd["key_frames"] == 5

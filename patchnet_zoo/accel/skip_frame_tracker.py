@@ -59,7 +59,6 @@ logger = logging.getLogger(__name__)
 PATCHNET_INTER_ARCH = {"patchnet": "patchnet", "patch-aggregation": "patchnet_patch_aggregation",
                        "patchnet-k4": "patchnet_k4"}
 INTER_METHODS = (*PATCHNET_INTER_ARCH, "hold", "kcf", "mosse")
-_PATCHNET_ARCH = PATCHNET_INTER_ARCH
 _STAT_KEYS = ("frames", "key_frames", "inter_frames", "base_seconds", "inter_seconds",
               "forced_by_confidence", "base_failures", "base_reinits", "extra_searches")
 
@@ -166,7 +165,7 @@ class SkipFrameTracker(SingleObjectTracker):
             raise ValueError(f"size_damping must be in [0, 1] or None, got {size_damping!r}")
         if not (math.isfinite(float(motion_prior)) and 0.0 <= float(motion_prior) <= 2.0):
             raise ValueError(f"motion_prior must be in [0, 2], got {motion_prior!r}")
-        if matcher is not None and inter not in _PATCHNET_ARCH:
+        if matcher is not None and inter not in PATCHNET_INTER_ARCH:
             raise ValueError(f"a matcher is only used by the PatchNet methods, not by inter={inter!r}")
         if response_size is not None and (int(response_size) != response_size or response_size < 1
                                           or response_size % 2 == 0):
@@ -235,7 +234,7 @@ class SkipFrameTracker(SingleObjectTracker):
     @property
     def matcher(self):
         """The ``PatchMatcher`` of the PatchNet methods (built, or loaded, on first use)."""
-        if self.inter not in _PATCHNET_ARCH:
+        if self.inter not in PATCHNET_INTER_ARCH:
             return None
         if self._matcher is None:
             from ..matching import PatchMatcher
@@ -244,7 +243,7 @@ class SkipFrameTracker(SingleObjectTracker):
             if m is None:
                 from ..trackers.patchnet_tracker import load_pretrained_patchnet
 
-                m = load_pretrained_patchnet(_PATCHNET_ARCH[self.inter])
+                m = load_pretrained_patchnet(PATCHNET_INTER_ARCH[self.inter])
             if isinstance(m, PatchMatcher):
                 m = m.with_response_size(self.response_size)
             else:
@@ -266,7 +265,7 @@ class SkipFrameTracker(SingleObjectTracker):
         problem = _box_problem(b, hw)
         if problem is not None:
             raise ValueError(f"invalid init box: {problem[0]}: {problem[1]}")
-        if self.inter in _PATCHNET_ARCH:
+        if self.inter in PATCHNET_INTER_ARCH:
             self.matcher  # load the model now, so a missing model fails here and not mid-video
         self._reset_state()
         self.reset_stats()
@@ -380,7 +379,7 @@ class SkipFrameTracker(SingleObjectTracker):
             return
         t0 = time.perf_counter()
         try:
-            if self.inter in _PATCHNET_ARCH:
+            if self.inter in PATCHNET_INTER_ARCH:
                 import torch
 
                 self._templates = self.matcher.encode(self._frame_tensor(image),
@@ -403,7 +402,7 @@ class SkipFrameTracker(SingleObjectTracker):
         prev = self._box
         if self.inter == "hold":
             return prev.copy(), float("nan")
-        if self.inter in _PATCHNET_ARCH:
+        if self.inter in PATCHNET_INTER_ARCH:
             import torch
 
             search = prev.copy()
