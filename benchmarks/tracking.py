@@ -35,7 +35,7 @@ except ImportError:  # run from a checkout without installing
 from patchnet_zoo.eval.machine import machine_info  # noqa: E402
 from patchnet_zoo.data.readers import default_data_root, read_sequences  # noqa: E402
 from patchnet_zoo.accel.skip_frame_tracker import DEFAULT_MOTION_PRIOR, DEFAULT_RESPONSE_SIZE  # noqa: E402
-from patchnet_zoo.eval.ope import build_tracker_factory, curves_for_plot, run_ope_many  # noqa: E402
+from patchnet_zoo.eval.ope import PATCHNET_INTER, build_tracker_factory, curves_for_plot, run_ope_many  # noqa: E402
 from patchnet_zoo.eval.otb import plot_success_precision  # noqa: E402
 from patchnet_zoo.tracking_cli import add_decoding_arguments, decoding_options  # noqa: E402
 
@@ -78,7 +78,7 @@ INTER_ORDER = ("hold", "kcf", "mosse", "patch-aggregation", "patchnet", "patchne
 #: the PatchNet models between key frames in Table 3, per base tracker (others: the paper's only)
 SKIP_INTERS = {"nanotrack": ("patchnet", "patchnet-k4")}
 SKIP_LABELS = {"patchnet": "PatchNet", "patchnet-k4": "PatchNet K4"}
-CONF = 0.8
+CONF = 0.8  # the paper's confidence fallback; --conf-threshold changes it for every fallback row
 
 # Why one thread by default: on this 2-core machine with other work running (load average 6-9),
 # measured with the packaged PatchNet: one match on a 1280x720 frame took a median 3.5-7.8 ms on one
@@ -140,7 +140,6 @@ def plan(args) -> tuple[dict, dict, dict]:
     models: dict = {}
     weights = {"patchnet": args.weights, "patch-aggregation": args.aggregation_weights}
     if args.untrained:
-        from patchnet_zoo.eval.ope import PATCHNET_INTER
         from patchnet_zoo.models.patchnet import PatchNet
 
         models = {inter: PatchNet(**kwargs) for inter, (_, kwargs) in PATCHNET_INTER.items()}
@@ -155,7 +154,7 @@ def plan(args) -> tuple[dict, dict, dict]:
         lead = args.motion_prior
         if inter == "patchnet-lead":
             inter, lead = "patchnet", LEAD
-        patch = interval is not None and inter in ("patchnet", "patch-aggregation", "patchnet-k4")
+        patch = interval is not None and inter in PATCHNET_INTER
         if patch and models.get(inter) is not None:
             kwargs["matcher"] = models[inter]
         elif patch and weights.get(inter):
@@ -188,13 +187,13 @@ def plan(args) -> tuple[dict, dict, dict]:
         for spec in bases:
             for inter in SKIP_INTERS.get(spec, ("patchnet",)):
                 for n in intervals:
-                    add(f"skip/{spec}/{inter}+conf/N{n}", spec, n, inter, CONF)
+                    add(f"skip/{spec}/{inter}+conf/N{n}", spec, n, inter, args.conf_threshold)
     if "4" in tables:
         n = args.matched_interval
         for inter in INTER_ORDER:
             add(f"inter/nanotrack/{inter}/N{n}", "nanotrack", n, inter, None)
         if not any(k.startswith("skip/nanotrack/patchnet+conf/") for k in factories):
-            add(f"skip/nanotrack/patchnet+conf/N{n}", "nanotrack", n, "patchnet", CONF)
+            add(f"skip/nanotrack/patchnet+conf/N{n}", "nanotrack", n, "patchnet", args.conf_threshold)
     layout = {"tables": sorted(tables), "bases": bases, "intervals": intervals,
               "matched_interval": args.matched_interval}
     return factories, not_run, layout
@@ -283,7 +282,7 @@ def _table4_row(label: str, key_frames: str, r: dict, pf: dict | None, refc: str
             f"{_f(r.get('gflops_per_frame'), '.4f')} | {refc} |")
 
 
-def _table4(runs: dict, n: int, not_run: dict | None = None) -> list[str]:
+def _table4(runs: dict, n: int, not_run: dict | None = None, conf: float = CONF) -> list[str]:
     pf = runs.get("per_frame/nanotrack")
     ref_n = REF_SKIP.get(n, {})
     lines = [f"| inter-frame method | key frames | effective interval | success | share of per-frame | precision "
@@ -307,7 +306,7 @@ def _table4(runs: dict, n: int, not_run: dict | None = None) -> list[str]:
         ref = REF_SKIP.get(int(max_n), {}).get("patchnet+conf")
         refc = f"original PatchNet +conf (max N = {max_n}): {ref[0]:.3f} · {ref[1]}" if ref else ""
         lines.append(_table4_row("PatchNet (ours) + confidence fallback",
-                                 f"at most every {max_n}th, earlier when confidence < {CONF}", r, pf, refc))
+                                 f"at most every {max_n}th, earlier when confidence < {conf:g}", r, pf, refc))
     return lines
 
 
@@ -422,9 +421,10 @@ def to_markdown(result: dict, command: str) -> str:
     if "2" in result["tables"]:
         lines += ["", "## Table 2: per-frame trackers", ""] + _table2(runs)
     if "3" in result["tables"]:
-        lines += ["", f"## Table 3: skip-frame trackers, PatchNet between key frames, confidence fallback ({CONF})",
+        conf = result.get("conf_threshold", CONF)
+        lines += ["", f"## Table 3: skip-frame trackers, PatchNet between key frames, confidence fallback ({conf:g})",
                   "", "The base tracker runs at least every N frames; PatchNet matches the last key frame's box "
-                  f"in every other frame, and a confidence below {CONF} makes that frame a key frame at once.",
+                  f"in every other frame, and a confidence below {conf:g} makes that frame a key frame at once.",
                   ""] + _table3(runs, result["bases"], result["intervals"])
     if "4" in result["tables"]:
         n = result["matched_interval"]
@@ -432,7 +432,7 @@ def to_markdown(result: dict, command: str) -> str:
                   "", f"No confidence fallback in the first rows, so every method sees exactly the same key "
                   f"frames (effective interval {n} up to the sequence ends). The last row is PatchNet with the "
                   f"fallback at the maximum interval whose effective interval comes closest to {n}.", ""] \
-            + _table4(runs, n, result.get("not_run"))
+            + _table4(runs, n, result.get("not_run"), result.get("conf_threshold", CONF))
     lines += ["", "¹ Time in the inter-frame method (`SkipFrameTracker.stats[\"inter_seconds\"]`: the match on "
               "every inter frame, also where a low confidence then forced a key frame, plus the template "
               "encoding or tracker initialisation on key frames) / the frames it matched on. Base ms / key "
@@ -500,6 +500,9 @@ def main(argv: list[str] | None = None) -> dict:
                    help="SkipFrameTracker(motion_prior=...) for every PatchNet row (default: %(default)s)")
     add_decoding_arguments(p)  # for every PatchNet row
     p.add_argument("--matched-interval", type=int, default=4, help="key-frame interval of table 4 (default: 4)")
+    p.add_argument("--conf-threshold", type=float, default=CONF,
+                   help="confidence below which a PatchNet frame becomes a key frame, for every fallback row "
+                        "(default: the paper's %(default)s)")
     p.add_argument("--weights", default=None, help="PatchNet safetensors file (default: the packaged weights)")
     p.add_argument("--aggregation-weights", default=None,
                    help="Patch Aggregation safetensors file (default: the packaged weights)")
@@ -534,6 +537,7 @@ def main(argv: list[str] | None = None) -> dict:
     result.update(split=str(args.split), quick=args.quick, untrained=args.untrained, command=command,
                   response_size=args.response_size, motion_prior=args.motion_prior,
                   select_alpha=args.select_alpha, centre_gain=args.centre_gain, edge_follow=args.edge_follow,
+                  conf_threshold=args.conf_threshold,
                   machine=machine_info(), load_start=load_start, load_end=_load())
     out_dir.mkdir(parents=True, exist_ok=True)
     result["plots"] = write_plots(result, out_dir, args.name)
