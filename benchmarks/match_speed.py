@@ -7,12 +7,13 @@ propagation; 15 boxes of the ground truth's size spread over the frame plus the 
 reported per box. Frames are decoded before timing. The issue's bars: <= 3 ms alone, <= 1.5 ms per
 box in a batch of 16.
 
-    PYTHONPATH=. python benchmarks/match_speed.py [--threads 1,2] [--response-sizes 7,13] [--compile]
+    PYTHONPATH=. python benchmarks/match_speed.py [--threads 1,2] [--response-sizes 7,13] [--models patchnet,patchnet_k4] [--compile]
 """
 from __future__ import annotations
 
 import argparse
 import copy
+import itertools
 import json
 import shlex
 import sys
@@ -71,6 +72,7 @@ def main(argv=None) -> dict:
     p.add_argument("--data", default=None)
     p.add_argument("--threads", default="1,2", help="torch thread counts to time")
     p.add_argument("--response-sizes", default="7,13")
+    p.add_argument("--models", default="patchnet,patchnet_k4", help="packaged PatchNet weights to time")
     p.add_argument("--repeats", type=int, default=60)
     p.add_argument("--compile", action="store_true", help="also time torch.compile'd matching (slow to start)")
     p.add_argument("--default-allocator", action="store_true",
@@ -81,7 +83,7 @@ def main(argv=None) -> dict:
     if not a.default_allocator:
         tune_cpu_allocator()
     root = Path(a.data) if a.data else default_data_root()
-    model = create_model("patchnet", pretrained=True)
+    models = {name: create_model(name, pretrained=True) for name in a.models.split(",")}
     rng = np.random.default_rng(0)
     rows = []
     settings = []  # (row without timings, {call name: fn}), for one thread count at a time
@@ -91,7 +93,7 @@ def main(argv=None) -> dict:
         for seq_path in SEQUENCES:
             seq = read_folder_sequence(root / seq_path)
             f0, f1, box = seq.frame(0), seq.frame(1), np.asarray(seq.boxes[0])
-            for r in (int(x) for x in a.response_sizes.split(",")):
+            for (name, model), r in itertools.product(models.items(), (int(x) for x in a.response_sizes.split(","))):
                 variants = [("eager", PatchMatcher(model, response_size=r))]
                 if a.compile:  # a shallow copy, so the eager matcher keeps the plain method
                     twin = copy.copy(model.with_response_size(r))
@@ -99,8 +101,8 @@ def main(argv=None) -> dict:
                     variants.append(("compiled", PatchMatcher(twin)))
                 for mode, matcher in variants:
                     key = len(meta)
-                    meta.append({"sequence": seq.name, "frame": f"{f0.shape[1]}x{f0.shape[0]}", "threads": threads,
-                                 "response_size": r, "mode": mode})
+                    meta.append({"model": name, "sequence": seq.name, "frame": f"{f0.shape[1]}x{f0.shape[0]}",
+                                 "threads": threads, "response_size": r, "mode": mode})
                     for name, fn in timed_calls(matcher, f0, f1, box, rng).items():
                         calls[(key, name)] = fn
         medians = interleaved_medians(calls, a.repeats)
@@ -120,11 +122,11 @@ def main(argv=None) -> dict:
         "Medians over the repeats, all calls of one thread count taking turns; frames decoded before "
         "timing; a shared machine, so compare rows of one run.", "",
         "Bars (issue): one box alone <= 3 ms; <= 1.5 ms per box in a batch of 16.", "",
-        "| frame | threads | response | mode | 1 box: encode + match | 1 box: match (template cached) | 16 boxes: encode + match, per box | 16 boxes: match, per box |",
-        "|---|---|---|---|---|---|---|---|",
+        "| model | frame | threads | response | mode | 1 box: encode + match | 1 box: match (template cached) | 16 boxes: encode + match, per box | 16 boxes: match, per box |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
-        lines.append(f"| {r['sequence']} {r['frame']} | {r['threads']} | {r['response_size']}x{r['response_size']} | {r['mode']} | "
+        lines.append(f"| {r['model']} | {r['sequence']} {r['frame']} | {r['threads']} | {r['response_size']}x{r['response_size']} | {r['mode']} | "
                      f"{r['b1_encode_match']:.2f} ms | {r['b1_match']:.2f} ms | {r['b16_encode_match']:.2f} ms | {r['b16_match']:.2f} ms |")
     Path(a.md).write_text("\n".join(lines) + "\n")
     return out

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from .geometry import as_boxes, check_boxes, crop_windows, to_frame_tensor, xywh_to_cxcywh
@@ -103,7 +104,11 @@ class PatchMatcher:
         b = as_boxes(boxes)
         check_boxes(b, (f.shape[1], f.shape[2]), what="template box")
         crops = self._crop(f, xywh_to_cxcywh(b), 1.0, self.model.template_size)
-        return Templates(self.model.encode_template(crops), b)
+        filters = self.model.encode_template(crops)  # (B, N^2, 3, K, K)
+        # stored channels-last per filter, the layout the correlation convolution takes, so that
+        # each match uses them as they are instead of copying them (same values)
+        filters = filters.permute(0, 1, 3, 4, 2).contiguous().permute(0, 1, 4, 2, 3)
+        return Templates(filters, b)
 
     @torch.inference_mode()
     def match(self, templates: Templates, frame, search_boxes=None) -> MatchResult:
@@ -121,7 +126,7 @@ class PatchMatcher:
         boxes, confidence, cell, peak = self._search(templates.filters, f, c)
         searches = torch.ones(len(templates), dtype=torch.long)
         rim = self.model.geometry.response_size // 2
-        followed = torch.arange(len(templates))  # boxes whose last search may still be followed
+        followed = torch.arange(len(templates)) if self.edge_follow else None  # may still be followed
         for _ in range(self.edge_follow):
             # a peak on the window's edge may be a target beyond it: search again, centred there,
             # and keep that answer where its peak scores higher (the target seen whole, not cut)
@@ -137,15 +142,19 @@ class PatchMatcher:
             c[followed], boxes[followed], confidence[followed] = centre, b2[better], conf2[better]
             cell[followed], peak[followed] = cell2[better], peak2[better]
         # a search window wholly outside the frame sees only fill: keep the box, confidence 0
-        half = c[:, 2:] * (self.search_scale / 2)
-        frame_wh = c.new_tensor([f.shape[2], f.shape[1]])
-        outside = ((c[:, :2] + half <= 0) | (c[:, :2] - half >= frame_wh)).any(1)
+        # (a few numbers per box: checked in numpy, without torch's per-op cost)
+        cn = c.numpy()
+        half = cn[:, 2:] * (self.search_scale / 2)
+        frame_wh = np.array([f.shape[2], f.shape[1]])
+        outside = ((cn[:, :2] + half <= 0) | (cn[:, :2] - half >= frame_wh)).any(1)
         if outside.any():
+            outside = torch.from_numpy(outside)
             boxes[outside] = prev[outside]
             confidence[outside] = 0.0
         # keep boxes usable: a degenerate regression falls back to the previous size
-        small = (boxes[:, 2:] < self.min_size).any(1)
+        small = (boxes.numpy()[:, 2:] < self.min_size).any(1)
         if small.any():
+            small = torch.from_numpy(small)
             centre = boxes[small, :2] + boxes[small, 2:] / 2
             boxes[small] = torch.cat([centre - prev[small, 2:] / 2, prev[small, 2:]], 1)
         return MatchResult(boxes, confidence, searches)

@@ -54,6 +54,42 @@ def test_crop_many_boxes_in_one_call_and_fill_outside():
     torch.testing.assert_close(out[2, 0, :, 10:], torch.full_like(out[2, 0, :, 10:], 1.0))
 
 
+def test_crop_samples_the_float32_points_training_used():
+    """The window geometry is computed in numpy; the shipped weights were trained on crops whose
+    sample points torch computed in float32. Both must give the same crops, bit for bit, or the
+    recipes would no longer reproduce the shipped weights."""
+    import torch.nn.functional as F
+
+    def torch_grid_crop(frame, centers, sizes, out_size, fill):
+        fill_t = torch.as_tensor(fill, dtype=torch.float32).view(3, 1, 1)
+        lo, hi = centers - sizes / 2, centers + sizes / 2
+        _, h, w = frame.shape
+        x0 = int(max(0, min(w - 1, float(lo[:, 0].min()) - 1)))
+        y0 = int(max(0, min(h - 1, float(lo[:, 1].min()) - 1)))
+        x1 = int(min(w, max(x0 + 1, float(hi[:, 0].max()) + 2)))
+        y1 = int(min(h, max(y0 + 1, float(hi[:, 1].max()) + 2)))
+        roi = torch.zeros(3, y1 - y0 + 2, x1 - x0 + 2)
+        roi[:, 1:-1, 1:-1] = frame[:, y0:y1, x0:x1] - fill_t
+        origin = lo.new_tensor([x0 - 1, y0 - 1])
+        roi_wh = lo.new_tensor([roi.shape[2], roi.shape[1]])
+        steps = (torch.arange(out_size, dtype=torch.float32) + 0.5) / out_size
+        norm = ((lo - origin)[:, :, None] + (hi - lo)[:, :, None] * steps) * (2 / roi_wh)[:, None] - 1
+        b = centers.shape[0]
+        grid = torch.stack([norm[:, None, 0, :].expand(b, out_size, out_size),
+                            norm[:, 1, :, None].expand(b, out_size, out_size)], -1)
+        return F.grid_sample(roi.unsqueeze(0).expand(b, -1, -1, -1), grid, align_corners=False) + fill_t
+
+    gen = torch.Generator().manual_seed(0)
+    frame = torch.randint(0, 256, (3, 90, 130), dtype=torch.uint8, generator=gen)
+    fill = (123.675, 116.28, 103.53)
+    for b in (1, 5, 16):
+        centers = torch.rand(b, 2, generator=gen) * torch.tensor([160.0, 120.0]) - 15
+        sizes = torch.rand(b, 2, generator=gen) * 70 + 0.7
+        for out_size in (32, 64, 67):
+            assert torch.equal(crop_windows(frame, centers, sizes, out_size, fill),
+                               torch_grid_crop(frame, centers, sizes, out_size, fill))
+
+
 def test_frame_formats_agree():
     rng = np.random.default_rng(0)
     rgb = rng.integers(0, 256, (24, 32, 3), dtype=np.uint8)

@@ -24,6 +24,7 @@ import copy
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -178,73 +179,90 @@ class PatchNet(
         self._check_crop(search, self.search_size, "search")
         if filters.shape[0] != search.shape[0]:
             raise ValueError(f"{filters.shape[0]} templates but {search.shape[0]} search crops")
-        s = self.correlation(filters, search - self.pixel_mean)  # (H, W, B, C), tap-major channels
+        # the first score convolution weighs each correlation channel by a constant: that weight is
+        # folded into the filters (3,000 numbers a box) instead of a pass over the correlation volume
+        first = self.score_convs[0]
+        weighted = filters * first._channel_weights().view(1, -1, 1, 1, 1)
+        s = self.correlation(weighted, search - self.pixel_mean)  # (H, W, B, C), tap-major channels
         maps = []
         for level, conv in enumerate(self.score_convs):
-            s = conv(s)
+            s = first.sum_taps(s) if level == 0 else conv(s)
             maps.append(s)
             if level < len(self.pools):
                 h, w = s.shape[0] // 2, s.shape[1] // 2
                 win = s.view(h, 2, w, 2, *s.shape[2:])
-                s = torch.maximum(torch.maximum(win[:, 0, :, 0], win[:, 0, :, 1]),
-                                  torch.maximum(win[:, 1, :, 0], win[:, 1, :, 1]))
+                rows = torch.maximum(win.select(1, 0), win.select(1, 1))  # (h, w, 2, B, C)
+                s = torch.maximum(rows.select(2, 0), rows.select(2, 1))
         score = s.permute(2, 3, 0, 1)  # (B, 1, R, R)
         best = peak_cell(score)
         if not self.offset_convs:  # no box regression, or a single level (whose offsets are zero)
             return Located(score, best, score.new_zeros(score.shape[0], 4))
         r = score.shape[-1]
-        peak = torch.stack([torch.div(best, r, rounding_mode="floor"), best % r], 1)  # (B, 2) row, col
+        flat = best.cpu().numpy()
+        peak = torch.from_numpy(np.stack([flat // r, flat % r], 1))  # (B, 2) row, col
         return Located(score, best, self._offsets_on_tree(maps, peak, select_alpha))
 
     def _offsets_on_tree(self, maps: list[torch.Tensor], peak: torch.Tensor,
                          select_alpha: float | None = None) -> torch.Tensor:
-        """Box offsets (B, 4) at ``peak`` (row, col of the last level), bottom-up over the peak tree."""
+        """Box offsets (B, 4) at ``peak`` (row, col of the last level), bottom-up over the peak tree.
+
+        A few hundred numbers per box: numpy does the gathers, soft selections and merges without
+        torch's per-operation cost (the same float32 arithmetic, to rounding)."""
         levels = len(maps)
+        peak = peak.detach().cpu().numpy()
         b = peak.shape[0]
-        batch = torch.arange(b, device=peak.device)
-        weights = self._tree_weights()
+        batch = np.arange(b)
+        tree = self._tree_arrays()
         pooled = None  # soft-selected offsets of the level below, (B, nodes, 4)
         for level in range(levels):
             if level == 0:
                 off = None  # the first level has no offsets
             else:
-                weight, bias = weights[level - 1]  # (n, tap * in, out), (n, out)
-                off = (pooled.view(b, -1, 16, 1) * weight).sum(2) + bias
+                weight, bias = tree.weights[level - 1]  # (n, tap * in, out), (n, out)
+                off = (pooled.reshape(b, -1, 16, 1) * weight).sum(2) + bias
             if level == levels - 1:
-                return off[:, 0]
+                return torch.from_numpy(np.ascontiguousarray(off[:, 0])).to(maps[0].device)
             a = maps[level]  # (H, W, B, C)
             _, w, _, c = a.shape
-            nodes = getattr(self, f"peak_nodes_{level}")  # (n, 3): channel, drow, dcol
+            nodes = tree.nodes[level]  # (n, 3): channel, drow, dcol
             scale = 1 << (levels - 1 - level)
             # flat index into a: ((row * W + col) * B + batch) * C + channel
             base = ((peak[:, 0] * (scale * w) + peak[:, 1] * scale) * b + batch) * c  # (B,)
             flat = base[:, None] + ((nodes[:, 1] * w + nodes[:, 2]) * (b * c) + nodes[:, 0])
-            pool = self.pools[level]
-            alpha = pool.alpha if select_alpha is None else select_alpha
-            sel = torch.softmax(a.reshape(-1)[flat].view(b, -1, 4) * alpha, -1)  # (B, parents, 4 windows)
-            window_bias = pool.bias.reshape(4, 4).t()  # (window, coord)
+            values = _take_flat(a, flat)
+            alpha = tree.alphas[level] if select_alpha is None else np.float32(select_alpha)
+            sel = _softmax_last(values.reshape(b, -1, 4) * alpha)  # (B, parents, 4 windows)
+            window_bias = tree.window_biases[level]  # (window, coord)
             if off is None:
                 pooled = sel @ window_bias
             else:
-                pooled = (sel.unsqueeze(-1) * (off.view(b, -1, 4, 4) + window_bias)).sum(2)
+                pooled = (sel[..., None] * (off.reshape(b, -1, 4, 4) + window_bias)).sum(2)
         raise AssertionError("unreachable")
 
-    def _tree_weights(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """Per offset level, every tree node's (tap * in, out) weights and (out,) bias, gathered from
-        the sparse offset convolutions; cached until a parameter changes (an optimizer step, a load)."""
-        key = parameters_key(*(p for conv in self.offset_convs for p in (conv.weight, conv.bias)))
+    def _tree_arrays(self) -> "_PeakTree":
+        """The peak tree's node indices and, per offset level, every node's (tap * in, out) weights
+        and (out,) bias, gathered from the sparse offset convolutions, with the pools' alphas and
+        biases, as numpy arrays; cached until a parameter changes (an optimizer step, a load)."""
+        params = [p for conv in self.offset_convs for p in (conv.weight, conv.bias)]
+        params += [p for pool in self.pools for p in (pool.alpha, pool.bias)]
+        key = parameters_key(*params)
         cached = self.__dict__.get("_tree_cache")
         if cached is not None and cached[0] == key:
             return cached[1]
-        out = []
+        weights = []
         with torch.no_grad():
             for level, conv in enumerate(self.offset_convs, start=1):
                 parents = getattr(self, f"peak_nodes_{level}")[:, 0]
                 dense = conv._scatter(conv.dense_index_fast)[parents]  # (n, out, tap, in)
-                out.append((dense.permute(0, 2, 3, 1).reshape(len(parents), 16, 4),
-                            conv.bias[conv.parent_order][parents]))
-        self.__dict__["_tree_cache"] = (key, out)
-        return out
+                weights.append((dense.permute(0, 2, 3, 1).reshape(len(parents), 16, 4).cpu().numpy(),
+                                conv.bias[conv.parent_order][parents].cpu().numpy()))
+            tree = _PeakTree(
+                nodes=[getattr(self, f"peak_nodes_{level}").cpu().numpy() for level in range(len(self.pools))],
+                weights=weights,
+                alphas=[pool.alpha.detach().cpu().numpy().astype(np.float32) for pool in self.pools],
+                window_biases=[pool.bias.detach().reshape(4, 4).t().contiguous().cpu().numpy() for pool in self.pools])
+        self.__dict__["_tree_cache"] = (key, tree)
+        return tree
 
     def forward_reference(self, template: torch.Tensor, search: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The same function through dense ``F.conv2d`` kernels, in the layout the paper counts:
@@ -333,10 +351,9 @@ def peak_cell(score: torch.Tensor) -> torch.Tensor:
     """Flat index of the peak of each (B, 1, R, R) map; a flat map has no peak and keeps the centre
     (argmax would pick the corner cell)."""
     b, _, r, _ = score.shape
-    s = score.reshape(b, r * r)
-    mx, best = s.max(1)
-    flat = (mx - s.min(1).values) <= 1e-12
-    return torch.where(flat, torch.full_like(best, (r * r) // 2), best)
+    s = score.detach().cpu().numpy().reshape(b, r * r)  # 81 numbers a box: numpy, not torch's per-op cost
+    flat = (s.max(1) - s.min(1)) <= 1e-12
+    return torch.from_numpy(np.where(flat, (r * r) // 2, s.argmax(1))).to(score.device)
 
 
 @dataclass
@@ -376,21 +393,55 @@ def decode_peak(score: torch.Tensor, best: torch.Tensor, off: torch.Tensor, prev
     read at that cell added; ``centre_gain`` scales the centre's part of those offsets (their mean
     per axis), leaving the size as regressed.
     """
+    # a few numbers per box: numpy decodes them in a fraction of the time of torch's per-op cost
+    # (same float32 arithmetic); the answer goes back to the score's device
     b, _, r, _ = score.shape
-    s = score.reshape(b, r * r)
-    mx, mn = s.max(1, keepdim=True).values, s.min(1).values
-    sp = F.relu(s - 0.75 * mx).view(b, 1, r, r)
-    peaks = sp.masked_fill_(sp != F.max_pool2d(sp, 3, 1, 1), 0.0).view(b, -1)  # zero where not a peak
+    s, best_n, off_n, prev = (t.detach().cpu().numpy() for t in (score.reshape(b, r * r), best, off, prev_cxcywh))
+    rows = np.arange(b)
+    mx, mn = s.max(1), s.min(1)
+    sp = np.maximum(s - 0.75 * mx[:, None], 0).reshape(b, r, r)
+    peaks = np.where(sp == _max_3x3(sp), sp, 0).reshape(b, r * r)  # zero where not a peak
     total = peaks.sum(1)
-    top = peaks.gather(1, best[:, None]).squeeze(1)
-    live = (total > 0) & ((mx.squeeze(1) - mn) > 1e-12)
-    confidence = torch.where(live, top / total.clamp(min=1e-12), torch.zeros_like(total))
+    live = (total > 0) & ((mx - mn) > 1e-12)
+    confidence = np.where(live, peaks[rows, best_n] / np.maximum(total, 1e-12), 0).astype(s.dtype)
     half = r // 2
-    cell = torch.stack([best % r - half, torch.div(best, r, rounding_mode="floor") - half], 1).to(score.dtype)
-    size = prev_cxcywh[:, 2:]
+    cell = np.stack([best_n % r - half, best_n // r - half], 1).astype(s.dtype)
+    size = prev[:, 2:]
     if centre_gain != 1.0:
-        off = off + ((centre_gain - 1.0) * (off[:, 0:2] + off[:, 2:4]) / 2).repeat(1, 2)
-    lo = prev_cxcywh[:, :2] - size / 2 + (cell + off[:, 0:2]) * (size / 8.0)
-    wh = size + (off[:, 2:4] - off[:, 0:2]) * (size / 8.0)
-    return Decoded(boxes=torch.cat([lo, wh], 1), confidence=confidence, cell=cell,
-                   peak=s.gather(1, best[:, None]).squeeze(1))
+        off_n = off_n + np.tile((centre_gain - 1.0) * (off_n[:, 0:2] + off_n[:, 2:4]) / 2, (1, 2))
+    lo = prev[:, :2] - size / 2 + (cell + off_n[:, 0:2]) * (size / 8.0)
+    wh = size + (off_n[:, 2:4] - off_n[:, 0:2]) * (size / 8.0)
+    out = (np.concatenate([lo, wh], 1), confidence, cell, s[rows, best_n])
+    boxes, confidence, cell, peak = (torch.from_numpy(np.ascontiguousarray(x)).to(score.device) for x in out)
+    return Decoded(boxes=boxes, confidence=confidence, cell=cell, peak=peak)
+
+
+@dataclass
+class _PeakTree:
+    """``PatchNet._tree_arrays``: what the offsets on the peak's tree need, as numpy arrays."""
+
+    nodes: list  # per pooled level, (n, 3) channel, drow, dcol
+    weights: list  # per offset level, ((n, 16, 4) weights, (n, 4) biases)
+    alphas: list  # per pool, the soft-select temperature
+    window_biases: list  # per pool, (4 windows, 4 coords)
+
+
+def _take_flat(a: torch.Tensor, flat: np.ndarray) -> np.ndarray:
+    """``a.reshape(-1)[flat]`` as float32 numpy; on the CPU without a torch indexing call."""
+    if a.device.type == "cpu" and a.is_contiguous():
+        return a.detach().numpy().reshape(-1)[flat]
+    return a.reshape(-1)[torch.from_numpy(flat).to(a.device)].detach().cpu().numpy()
+
+
+def _softmax_last(x: np.ndarray) -> np.ndarray:
+    e = np.exp(x - x.max(-1, keepdims=True))
+    return e / e.sum(-1, keepdims=True)
+
+
+def _max_3x3(x: np.ndarray) -> np.ndarray:
+    """Maximum over each 3x3 neighbourhood of (B, H, W) maps >= 0 (zero padding then equals none),
+    as two separable passes."""
+    p = np.zeros((x.shape[0], x.shape[1] + 2, x.shape[2] + 2), x.dtype)
+    p[:, 1:-1, 1:-1] = x
+    rows = np.maximum(np.maximum(p[:, :-2], p[:, 1:-1]), p[:, 2:])
+    return np.maximum(np.maximum(rows[:, :, :-2], rows[:, :, 1:-1]), rows[:, :, 2:])
