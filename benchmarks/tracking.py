@@ -213,7 +213,7 @@ def run_all(args, sequences) -> dict:
 
     t0 = time.perf_counter()
     runs = run_ope_many(factories, sequences, progress=not args.no_progress, max_frames=args.quick,
-                        on_sequence=on_sequence)
+                        on_sequence=on_sequence, timing_repeats=args.timing_repeats)
     for key, r in runs.items():
         print(f"  {key:<38s} success {r['success']:.3f}  precision {r['precision']:.3f}  "
               f"{r['fps']:8.1f} fps  interval {r['effective_interval']:.2f}", flush=True)
@@ -399,7 +399,11 @@ def to_markdown(result: dict, command: str) -> str:
         "interleaved (each sequence is decoded once and every configuration tracks it before the next "
         "sequence; the order is reversed on every other sequence), so changes in the machine's load hit "
         "all rows alike. Absolute fps depend on the machine and on the other work running on it. "
-        "Speed-up = a row's fps / the per-frame fps of the same base tracker in this run (wall-clock of "
+        + (f"Every configuration tracked every sequence {result['timing_repeats']} times (the rounds "
+           "interleaved the same way) and the fastest run of each counts, so that a run slowed down by "
+           "other work is set aside rather than averaged in (the trackers are deterministic: accuracy is "
+           "the same in every run). " if result.get("timing_repeats", 1) > 1 else "")
+        + "Speed-up = a row's fps / the per-frame fps of the same base tracker in this run (wall-clock of "
         "the whole tracking loop: base tracker, inter-frame method and bookkeeping).",
         "",
         "Protocol (`patchnet_zoo.eval.ope`, metrics of the got10k toolkit's OTB experiment): one fresh "
@@ -510,6 +514,10 @@ def main(argv: list[str] | None = None) -> dict:
                    help="freshly initialised PatchNet models (checks the pipeline; not a result)")
     p.add_argument("--threads", type=int, default=1,
                    help="torch and OpenCV threads (default: 1; see THREADS_NOTE in this file)")
+    p.add_argument("--timing-repeats", type=int, default=3, metavar="R",
+                   help="every configuration tracks every sequence R times, interleaved, and the fastest "
+                        "run counts (default: 3; one run's speed-ups on this shared machine drift by "
+                        "several per cent)")
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)
     if args.quick is not None and args.quick < 2:
@@ -537,7 +545,7 @@ def main(argv: list[str] | None = None) -> dict:
     result.update(split=str(args.split), quick=args.quick, untrained=args.untrained, command=command,
                   response_size=args.response_size, motion_prior=args.motion_prior,
                   select_alpha=args.select_alpha, centre_gain=args.centre_gain, edge_follow=args.edge_follow,
-                  conf_threshold=args.conf_threshold,
+                  conf_threshold=args.conf_threshold, timing_repeats=args.timing_repeats,
                   machine=machine_info(), load_start=load_start, load_end=_load())
     out_dir.mkdir(parents=True, exist_ok=True)
     result["plots"] = write_plots(result, out_dir, args.name)

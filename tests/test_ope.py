@@ -230,6 +230,38 @@ def test_run_ope_many_interleaves_and_matches_run_ope(val_sequences):
     assert many["skip"]["key_frames"] == 2 * 4  # 12 frames: keys at 0, 3, 6, 9
 
 
+class SlowFirstRound(Hold):
+    """Like Hold, but the first tracker made is slow: a run that other work slowed down."""
+
+    made = 0
+
+    def __init__(self):
+        SlowFirstRound.made += 1
+        self.slow = SlowFirstRound.made == 1
+
+    def update(self, image):
+        if self.slow:
+            time.sleep(0.01)
+        return super().update(image)
+
+
+def test_timing_repeats_keep_the_fastest_run(val_sequences):
+    from patchnet_zoo.eval.ope import run_ope_many
+
+    SlowFirstRound.made = 0
+    once = run_ope_many({"hold": SlowFirstRound}, val_sequences[:1], progress=False, max_frames=MAX_FRAMES,
+                        warmup=False)["hold"]
+    SlowFirstRound.made = 0
+    best = run_ope_many({"hold": SlowFirstRound}, val_sequences[:1], progress=False, max_frames=MAX_FRAMES,
+                        warmup=False, timing_repeats=3)["hold"]
+    assert SlowFirstRound.made == 3  # one tracker per round
+    assert best["success"] == once["success"] and best["precision"] == once["precision"]
+    assert once["seconds"] > 0.01 * (MAX_FRAMES - 1)  # the slow run counted when it was the only one
+    assert best["seconds"] < 0.01 * (MAX_FRAMES - 1)  # a fast round replaced it
+    with pytest.raises(ValueError, match="timing_repeats"):
+        run_ope_many({"hold": Hold}, val_sequences[:1], progress=False, max_frames=MAX_FRAMES, timing_repeats=0)
+
+
 class Flaky(Hold):
     """Raises on every third update."""
 
