@@ -199,17 +199,16 @@ class PatchNet(
             return Located(score, best, score.new_zeros(score.shape[0], 4))
         r = score.shape[-1]
         flat = best.cpu().numpy()
-        peak = torch.from_numpy(np.stack([flat // r, flat % r], 1))  # (B, 2) row, col
+        peak = np.stack([flat // r, flat % r], 1)  # (B, 2) row, col
         return Located(score, best, self._offsets_on_tree(maps, peak, select_alpha))
 
-    def _offsets_on_tree(self, maps: list[torch.Tensor], peak: torch.Tensor,
+    def _offsets_on_tree(self, maps: list[torch.Tensor], peak: np.ndarray,
                          select_alpha: float | None = None) -> torch.Tensor:
-        """Box offsets (B, 4) at ``peak`` (row, col of the last level), bottom-up over the peak tree.
+        """Box offsets (B, 4) at ``peak`` ((B, 2) row, col of the last level), bottom-up over the peak tree.
 
         A few hundred numbers per box: numpy does the gathers, soft selections and merges without
         torch's per-operation cost (the same float32 arithmetic, to rounding)."""
         levels = len(maps)
-        peak = peak.detach().cpu().numpy()
         b = peak.shape[0]
         batch = np.arange(b)
         tree = self._tree_arrays()
