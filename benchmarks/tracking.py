@@ -11,10 +11,12 @@ trackers with PatchNet and the confidence fallback, and the inter-frame methods 
 
 Every row is ``eval.ope.run_ope``: one fresh tracker per sequence, frames decoded before the clock
 starts, fps = frames / tracking seconds; speed-up = a row's fps / the per-frame fps of its base
-tracker in the same run. Writes the markdown table, the raw JSON and the success/precision plots.
+tracker in the same run. Every configuration tracks every sequence ``--timing-repeats`` times (3),
+interleaved, and its fastest run counts (about 11 minutes here for all three tables). Writes the
+markdown table, the raw JSON and the success/precision plots.
 
     PYTHONPATH=. python benchmarks/tracking.py                               # docs/results/tracking.md
-    PYTHONPATH=. python benchmarks/tracking.py --quick 30 --untrained        # check: runs/tracking_quick/
+    PYTHONPATH=. python benchmarks/tracking.py --quick 30 --untrained --timing-repeats 1  # check: runs/tracking_quick/
 """
 from __future__ import annotations
 
