@@ -86,7 +86,6 @@ def main(argv=None) -> dict:
     models = {name: create_model(name, pretrained=True) for name in a.models.split(",")}
     rng = np.random.default_rng(0)
     rows = []
-    settings = []  # (row without timings, {call name: fn}), for one thread count at a time
     for threads in (int(t) for t in a.threads.split(",")):
         torch.set_num_threads(threads)
         calls, meta = {}, []
