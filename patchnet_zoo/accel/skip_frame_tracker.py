@@ -405,44 +405,53 @@ class SkipFrameTracker(SingleObjectTracker):
         if self.inter in PATCHNET_INTER_ARCH:
             import torch
 
-            search = prev.copy()
-            search[:2] += self.motion_prior * self._velocity
+            x, y, w, h = prev.tolist()
+            if self.motion_prior:
+                x += self.motion_prior * float(self._velocity[0])
+                y += self.motion_prior * float(self._velocity[1])
             result = self.matcher.match(self._templates, self._frame_tensor(image),
-                                        torch.as_tensor(search, dtype=torch.float32).view(1, 4))
-            new = result.boxes[0].double().numpy()
-            confidence = float(result.confidence[0])
+                                        torch.tensor([[x, y, w, h]], dtype=torch.float32))
+            new = result.boxes.numpy()[0].tolist()
+            confidence = result.confidence.item()
             if result.searches is not None:
                 self._stats["extra_searches"] += int(result.searches[0]) - 1
         else:
             if not self._inter_ready:
                 return prev.copy(), 0.0
             try:
-                new = np.asarray(self._inter_tracker.update(image), dtype=np.float64).reshape(4)
+                new = np.asarray(self._inter_tracker.update(image), dtype=np.float64).reshape(4).tolist()
             except Exception as e:  # noqa: BLE001 - an OpenCV error on an inter frame: no answer
                 logger.debug("inter-frame tracker %s failed: %s", self.inter, e)
                 return prev.copy(), 0.0
             confidence = 1.0 if getattr(self._inter_tracker, "ok", True) else 0.0
-        if not math.isfinite(confidence) or not np.isfinite(new).all() or new[2] <= 0 or new[3] <= 0:
+        if not (math.isfinite(confidence) and all(map(math.isfinite, new))) or new[2] <= 0 or new[3] <= 0:
             return prev.copy(), 0.0
         if confidence == 0.0:  # nothing found (e.g. a flat, textureless window): stay put
             return prev.copy(), 0.0
-        return self._usable(self._damp(prev, new), hw), confidence
+        return self._usable(self._damp(prev.tolist(), new), hw), confidence
 
-    def _damp(self, old: np.ndarray, new: np.ndarray) -> np.ndarray:
+    # Four numbers a frame: plain floats, not numpy (whose per-call cost is most of a step's
+    # bookkeeping); the same float64 operations in the same order as the vector form.
+    def _damp(self, old: list[float], new: list[float]) -> list[float]:
+        """The centre of ``new`` with the size damped towards it: ``s = old * (1 - d + d * new / old)``."""
         if self.size_damping is None:
-            return new.copy()
-        centre = new[:2] + new[2:] / 2
+            return list(new)
         d = self.size_damping
-        size = old[2:] * ((1.0 - d) + d * new[2:] / old[2:])
-        return np.concatenate([centre - size / 2, size])
+        cx, cy = new[0] + new[2] / 2, new[1] + new[3] / 2
+        w = old[2] * ((1.0 - d) + d * new[2] / old[2])
+        h = old[3] * ((1.0 - d) + d * new[3] / old[3])
+        return [cx - w / 2, cy - h / 2, w, h]
 
-    def _usable(self, box: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
+    def _usable(self, box: list[float], hw: tuple[int, int]) -> np.ndarray:
         """Centre clamped into the frame, size into [min_size, frame size], so the next search
         window always overlaps the frame (an inter-frame box never drifts wholly out of it)."""
-        h, w = hw
-        size = np.clip(box[2:], self.min_size, np.array([max(w, self.min_size), max(h, self.min_size)]))
-        centre = np.clip(box[:2] + box[2:] / 2, 0.0, np.array([w - 1e-3, h - 1e-3]))
-        return np.concatenate([centre - size / 2, size])
+        fh, fw = hw
+        m = self.min_size
+        w = min(max(box[2], m), max(fw, m))
+        h = min(max(box[3], m), max(fh, m))
+        cx = min(max(box[0] + box[2] / 2, 0.0), fw - 1e-3)
+        cy = min(max(box[1] + box[3] / 2, 0.0), fh - 1e-3)
+        return np.array([cx - w / 2, cy - h / 2, w, h])
 
     @staticmethod
     def _frame_tensor(image):
