@@ -6,6 +6,7 @@ what the user gives into that convention here, so the rest of the code never has
 """
 from __future__ import annotations
 
+import functools
 from typing import Sequence
 
 import numpy as np
@@ -48,11 +49,11 @@ def check_boxes(boxes: torch.Tensor, frame_hw: tuple[int, int] | None = None, wh
     if boxes.numel() == 0:
         return
     a = boxes.detach().cpu().numpy()  # a few numbers: numpy checks them without torch's per-op cost
-    bad = np.flatnonzero(~np.isfinite(a).all(1))
-    if bad.size:
-        raise ValueError(f"{what} contains NaN or infinite values at rows {bad.tolist()}: {a[bad].tolist()}")
-    bad = np.flatnonzero((a[:, 2:] <= 0).any(1))
-    if bad.size:
+    if not (np.isfinite(a).all() and (a[:, 2:] > 0).all()):  # find the rows to name only when needed
+        bad = np.flatnonzero(~np.isfinite(a).all(1))
+        if bad.size:
+            raise ValueError(f"{what} contains NaN or infinite values at rows {bad.tolist()}: {a[bad].tolist()}")
+        bad = np.flatnonzero((a[:, 2:] <= 0).any(1))
         raise ValueError(
             f"{what} must have positive width and height (x,y,w,h); rows {bad.tolist()} are {a[bad].tolist()}"
         )
@@ -76,6 +77,10 @@ def xyxy_to_xywh(b: torch.Tensor) -> torch.Tensor:
 
 
 def xywh_to_cxcywh(b: torch.Tensor) -> torch.Tensor:
+    if b.device.type == "cpu" and b.dtype in (torch.float32, torch.float64) and not b.requires_grad:
+        # a few numbers per box: numpy's per-call cost is a fraction of torch's (same arithmetic)
+        a = b.numpy()
+        return torch.from_numpy(np.concatenate([a[..., :2] + a[..., 2:] / 2, a[..., 2:]], -1))
     return torch.cat([b[..., :2] + b[..., 2:] / 2, b[..., 2:]], -1)
 
 
@@ -172,10 +177,11 @@ def crop_windows(
     # torch's per-call dispatch, with the same float32 operations (so the same sample points)
     lo, hi = _window_bounds(centers, sizes)
     # integer region of interest covering every window (+1 px for bilinear support), clamped
-    x0 = int(max(0, min(W - 1, float(lo[:, 0].min()) - 1)))
-    y0 = int(max(0, min(H - 1, float(lo[:, 1].min()) - 1)))
-    x1 = int(min(W, max(x0 + 1, float(hi[:, 0].max()) + 2)))
-    y1 = int(min(H, max(y0 + 1, float(hi[:, 1].max()) + 2)))
+    (left, top), (right, bottom) = lo.min(0).tolist(), hi.max(0).tolist()
+    x0 = int(max(0, min(W - 1, left - 1)))
+    y0 = int(max(0, min(H - 1, top - 1)))
+    x1 = int(min(W, max(x0 + 1, right + 2)))
+    y1 = int(min(H, max(y0 + 1, bottom + 2)))
     # the region, minus the fill colour, inside a one-pixel border of zeros (= the fill colour once it
     # is added back): samples near the frame's edge blend towards the fill exactly as in a frame
     # padded with it. Inside the frame the region already has a margin of real pixels.
@@ -186,7 +192,7 @@ def crop_windows(
     # than torchvision's roi_align (serial) at the same points.
     origin = np.array([x0 - 1, y0 - 1], np.float32)
     to_unit = 2 * (1 / np.array([roi.shape[2], roi.shape[1]], np.float32))  # 2 / roi side
-    steps = (np.arange(out_size, dtype=np.float32) + 0.5) / out_size  # (S,)
+    steps = _sample_steps(out_size)  # (S,)
     # normalised coordinate of each sample: 2 * pixel / roi side - 1, per box and axis, (B, 2, S)
     norm = ((lo - origin)[:, :, None] + (hi - lo)[:, :, None] * steps) * to_unit[:, None] - 1
     grid = np.empty((B, out_size, out_size, 2), np.float32)
@@ -195,6 +201,14 @@ def crop_windows(
     out = F.grid_sample(roi.unsqueeze(0).expand(B, -1, -1, -1), torch.from_numpy(grid), mode="bilinear",
                         padding_mode="zeros", align_corners=False)
     return out.add_(fill_t)
+
+
+@functools.lru_cache(maxsize=16)
+def _sample_steps(out_size: int) -> np.ndarray:
+    """Where the ``out_size`` samples of a window lie, as fractions of its side (cell centres)."""
+    steps = (np.arange(out_size, dtype=np.float32) + 0.5) / out_size
+    steps.flags.writeable = False  # shared by every call
+    return steps
 
 
 def _window_bounds(centers: torch.Tensor, sizes: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:

@@ -117,3 +117,16 @@ def test_frame_formats_agree():
 def test_clip_boxes():
     b = clip_boxes(torch.tensor([[-5.0, 10.0, 20.0, 20.0], [90.0, 90.0, 20.0, 20.0]]), (100, 100))
     assert b.tolist() == [[0, 10, 15, 20], [90, 90, 10, 10]]
+
+
+def test_cxcywh_conversion_same_on_every_path():
+    """The numpy path (CPU, no grad) gives torch's numbers and dtype; autograd and integer boxes
+    still go through torch."""
+    b = torch.rand(5, 4, dtype=torch.float64) * 100
+    out = xywh_to_cxcywh(b)
+    assert out.dtype == torch.float64
+    assert torch.equal(out, torch.cat([b[:, :2] + b[:, 2:] / 2, b[:, 2:]], -1))
+    g = b.float().requires_grad_()
+    xywh_to_cxcywh(g)[:, 0].sum().backward()
+    assert g.grad[:, 0].tolist() == [1.0] * 5 and g.grad[:, 2].tolist() == [0.5] * 5
+    assert xywh_to_cxcywh(torch.tensor([[1, 2, 3, 4]])).tolist() == [[2.5, 4.0, 3.0, 4.0]]

@@ -132,8 +132,12 @@ class PatchCorrelation(nn.Module):
         corr = corr.permute(1, 2, 0).reshape(h, wd, b, p)
         energy = window_energy(search, k, self.stride)  # (B, 1, H, W)
         eps = 0.1 * energy.flatten(1).std(1).view(b, 1, 1, 1) + 1e-9
-        scale = (0.01 * torch.rsqrt(energy + eps)).permute(2, 3, 0, 1).contiguous()  # (H, W, B, 1)
-        return corr * scale if torch.is_grad_enabled() else corr.mul_(scale)
+        if torch.is_grad_enabled():
+            scale = (0.01 * torch.rsqrt(energy + eps)).permute(2, 3, 0, 1).contiguous()  # (H, W, B, 1)
+            return corr * scale
+        # inference: the same operations in place (``energy`` is this call's own tensor)
+        scale = energy.add_(eps).rsqrt_().mul_(0.01).permute(2, 3, 0, 1).contiguous()
+        return corr.mul_(scale)
 
 
 def window_energy(x: torch.Tensor, k: int, stride: int) -> torch.Tensor:

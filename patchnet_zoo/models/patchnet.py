@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import copy
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -223,11 +223,10 @@ class PatchNet(
                 return torch.from_numpy(np.ascontiguousarray(off[:, 0])).to(maps[0].device)
             a = maps[level]  # (H, W, B, C)
             _, w, _, c = a.shape
-            nodes = tree.nodes[level]  # (n, 3): channel, drow, dcol
             scale = 1 << (levels - 1 - level)
             # flat index into a: ((row * W + col) * B + batch) * C + channel
             base = ((peak[:, 0] * (scale * w) + peak[:, 1] * scale) * b + batch) * c  # (B,)
-            flat = base[:, None] + ((nodes[:, 1] * w + nodes[:, 2]) * (b * c) + nodes[:, 0])
+            flat = base[:, None] + tree.node_offsets(level, w, b * c)
             values = _take_flat(a, flat)
             alpha = tree.alphas[level] if select_alpha is None else np.float32(select_alpha)
             sel = _softmax_last(values.reshape(b, -1, 4) * alpha)  # (B, parents, 4 windows)
@@ -423,6 +422,17 @@ class _PeakTree:
     weights: list  # per offset level, ((n, 16, 4) weights, (n, 4) biases)
     alphas: list  # per pool, the soft-select temperature
     window_biases: list  # per pool, (4 windows, 4 coords)
+    _offsets: dict = field(default_factory=dict)
+
+    def node_offsets(self, level: int, width: int, cell_stride: int) -> np.ndarray:
+        """(n,) flat offsets of level ``level``'s nodes from the peak's own cell in a (H, ``width``,
+        B, C) map, ``cell_stride`` = B * C; the same for every match of one window and batch size."""
+        key = (level, width, cell_stride)
+        found = self._offsets.get(key)
+        if found is None:
+            nodes = self.nodes[level]
+            found = self._offsets[key] = (nodes[:, 1] * width + nodes[:, 2]) * cell_stride + nodes[:, 0]
+        return found
 
 
 def _take_flat(a: torch.Tensor, flat: np.ndarray) -> np.ndarray:
