@@ -191,7 +191,7 @@ class SkipFrameTracker(SingleObjectTracker):
     # ---------------------------------------------------------------------------------- state
     def _reset_state(self) -> None:
         self._box: np.ndarray | None = None
-        self._velocity = np.zeros(2)  # centre displacement between the last two inter frames
+        self._velocity = (0.0, 0.0)  # centre displacement between the last two inter frames
         self._templates = None
         self._inter_tracker: SingleObjectTracker | None = None
         self._inter_ready = False
@@ -301,7 +301,8 @@ class SkipFrameTracker(SingleObjectTracker):
             low = (self.conf_threshold is not None and math.isfinite(confidence)
                    and confidence < self.conf_threshold)
             if not low:
-                self._velocity = (box[:2] + box[2:] / 2) - (self._box[:2] + self._box[2:] / 2)
+                (x, y, w, h), (px, py, pw, ph) = box.tolist(), self._box.tolist()
+                self._velocity = ((x + w / 2) - (px + pw / 2), (y + h / 2) - (py + ph / 2))
                 self._box = box
                 self._stats["inter_frames"] += 1
                 self.last_was_key = False
@@ -318,7 +319,7 @@ class SkipFrameTracker(SingleObjectTracker):
         elapsed = max(self._since_key, 1)  # frames since the base tracker last ran
         self._since_key = 0
         # a key-frame box corrects the estimate rather than following the motion
-        self._velocity = np.zeros(2)
+        self._velocity = (0.0, 0.0)
         self._stats["key_frames"] += 1
         t0 = time.perf_counter()
         if self._needs_reinit:
@@ -407,8 +408,8 @@ class SkipFrameTracker(SingleObjectTracker):
 
             x, y, w, h = prev.tolist()
             if self.motion_prior:
-                x += self.motion_prior * float(self._velocity[0])
-                y += self.motion_prior * float(self._velocity[1])
+                x += self.motion_prior * self._velocity[0]
+                y += self.motion_prior * self._velocity[1]
             result = self.matcher.match(self._templates, self._frame_tensor(image),
                                         torch.tensor([[x, y, w, h]], dtype=torch.float32))
             new = result.boxes.numpy()[0].tolist()
