@@ -144,10 +144,11 @@ def _rewrite_data_flag(args: list[str]) -> list[str]:
 
 
 def cmd_export(a: argparse.Namespace) -> int:
-    from .hub import export_checkpoint
+    from .hub import export_checkpoint, training_metrics
 
+    metrics = _read_json_object(a.metrics_json) if a.metrics_json else training_metrics(a.ckpt)
     path = export_checkpoint(
-        a.ckpt, a.name, recipe=a.recipe, data=a.data, metrics=_read_json_object(a.metrics_json),
+        a.ckpt, a.name, recipe=a.recipe, data=a.data, metrics=metrics,
         speed=_read_json_object(a.speed_json), out_dir=a.out_dir, license=a.license,
         hf_repo_id=a.hf_repo_id, hf_revision=a.hf_revision)
     print(path)
@@ -253,7 +254,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--recipe", required=True, help="the recipe that trained it, e.g. recipes/patchnet.yaml")
     e.add_argument("--data", default="../shared/data (splits/train.txt)", metavar="TEXT",
                    help="description of the training data for the record (default: %(default)s)")
-    e.add_argument("--metrics-json", metavar="FILE", help="JSON object of evaluation metrics to record")
+    e.add_argument("--metrics-json", metavar="FILE", help="JSON object of evaluation metrics to record "
+                   "(default: the last epoch's val/* metrics from the metrics.csv of the checkpoint's run)")
     e.add_argument("--speed-json", metavar="FILE", help="JSON object of timings (with a 'device') to record")
     e.add_argument("--out-dir", metavar="DIR", default=None, help="where to write (default: the packaged patchnet_zoo/weights)")
     e.add_argument("--license", default="MIT", help="licence of the weights (default: %(default)s)")

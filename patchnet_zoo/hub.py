@@ -104,6 +104,35 @@ def read_checkpoint(path: str | Path, arch: str = "patchnet") -> tuple[dict, dic
     return state, config
 
 
+TRAINING_METRICS_NOTE = ("val/* = 512 fixed val-split pairs (gap 0-11, window moved to contain the target); "
+                         "the short-range benchmark is in docs/results/short_range.md")
+
+
+def training_metrics(ckpt_path: str | Path) -> dict[str, Any]:
+    """The last epoch's validation metrics (and training loss) that Lightning's CSV logger wrote
+    beside ``ckpt_path`` (``<version>/metrics.csv`` for ``<version>/checkpoints/x.ckpt``), rounded
+    to 4 digits; empty when there is no such file. What ``patchnet-zoo export`` records by default."""
+    import csv
+
+    path = Path(ckpt_path).parent.parent / "metrics.csv"
+    if not path.is_file():
+        return {}
+    with path.open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    last: dict[str, Any] = {}
+    for key in ("val/miss_rate", "train/loss_epoch"):
+        row = next((r for r in reversed(rows) if r.get(key)), None)
+        if row is None:
+            continue
+        prefix = key.split("/")[0] + "/"
+        last["epoch"] = float(row["epoch"])
+        last.update({k: round(float(v), 4) for k, v in row.items() if k.startswith(prefix) and v
+                     and not k.endswith("_step") and (prefix == "val/" or k == key)})
+    if last:
+        last["note"] = TRAINING_METRICS_NOTE
+    return last
+
+
 def export_checkpoint(ckpt_path: str | Path, name: str, recipe: str, data: str,
                       metrics: Mapping[str, Any] | None = None, speed: Mapping[str, Any] | None = None,
                       out_dir: str | Path | None = None, *, license: str = "MIT",
