@@ -277,6 +277,19 @@ def load_state_dict_strict(model, path: str | Path, expected_sha256: str | None 
     return model
 
 
+def _record_beside(weights_path: Path, arch: str) -> "Weights | None":
+    """The export record of ``weights_path`` (same folder and stem, ``.json``) if it describes that
+    file and ``arch``; otherwise None (a plain safetensors file needs no record)."""
+    path = weights_path.with_suffix(".json")
+    if not path.is_file():
+        return None
+    try:
+        record = Weights.from_json(path)
+    except (ValueError, KeyError, TypeError):
+        return None
+    return record if record.arch == arch and record.file == weights_path.name else None
+
+
 def create_model(name: str, pretrained: bool = False, weights_path: str | Path | None = None,
                  *, weights_dir: str | Path | None = None, **overrides):
     """Build a model by name; ``overrides`` replace its ``__init__`` arguments.
@@ -285,7 +298,10 @@ def create_model(name: str, pretrained: bool = False, weights_path: str | Path |
         name: ``arch`` or ``arch.tag`` (see ``list_models()``).
         pretrained: load the record's weights (packaged file > local copy > Hugging Face Hub at the
             record's pinned revision, unless offline), sha256-checked, strictly.
-        weights_path: load this local safetensors file instead (strictly; no record needed).
+        weights_path: load this local safetensors file instead (strictly; no record needed). When
+            the record ``patchnet-zoo export`` writes beside it (``NAME.json`` for
+            ``NAME.safetensors``) is there and names the same arch, its config builds the model:
+            settings that are not tensors (``input_mean``) travel with the file that way.
         weights_dir: where records live (default: the packaged ``patchnet_zoo/weights``).
 
     Raises ``ValueError`` for an unknown name (the message lists the valid ones) and
@@ -297,6 +313,8 @@ def create_model(name: str, pretrained: bool = False, weights_path: str | Path |
     full = f"{arch}.{tag or spec.default_tag}"
     if pretrained and weights_path is None:
         record = get_weights(full, weights_dir)
+    elif weights_path is not None:
+        record = _record_beside(Path(weights_path), arch)
     elif tag is not None:
         record = load_records(weights_dir).get(full)
     config = dict(spec.defaults)

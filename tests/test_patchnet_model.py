@@ -16,6 +16,8 @@ VARIANTS = [
     {"patch_size": 12},
     {"patch_size": 4},
     {"response_size": 11},
+    {"input_mean": "box"},
+    {"input_mean": "box", "patch_size": 4, "response_size": 9},
 ]
 
 
@@ -152,7 +154,7 @@ def test_flops_match_the_paper():
 
 
 def test_bad_constructor_arguments():
-    for kw in ({"patch_size": 6}, {"patches_per_side": 6}, {"response_size": 6}):
+    for kw in ({"patch_size": 6}, {"patches_per_side": 6}, {"response_size": 6}, {"input_mean": "frame"}):
         with pytest.raises(ValueError):
             PatchNet(**kw)
 
@@ -250,3 +252,37 @@ def test_select_alpha_overrides_the_learned_temperatures_and_centre_gain_scales_
     torch.testing.assert_close(centre(gained.boxes) - cell_centre, 1.5 * (centre(plain.boxes) - cell_centre))
     torch.testing.assert_close(gained.boxes[:, 2:], plain.boxes[:, 2:])
     torch.testing.assert_close(gained.confidence, plain.confidence)
+
+
+def test_box_centring_keeps_the_match_of_a_dark_video(data_root):
+    """Real frames, darkened to a third of their brightness: with the paper's fixed mean every crop
+    sits far below it, one constant dominates every patch correlation and the score map goes flat
+    (confidence drops); centred on the box's own mean colour, the map keeps its shape (only its
+    scale changes, as the template's contrast does) and the match is the same."""
+    import numpy as np
+
+    from patchnet_zoo.data.readers import read_folder_sequence
+    from patchnet_zoo.geometry import crop_windows, xywh_to_cxcywh
+
+    seq = read_folder_sequence(data_root / "sot" / "boat5")
+    results = {}
+    for mean in ("dataset", "box"):
+        m = _perturbed(input_mean=mean).eval()
+        fill = m.pixel_mean.view(3)
+        per_gain = {}
+        for gain in (1.0, 1 / 3):
+            crops = []
+            for t in (0, 1):
+                frame = torch.from_numpy(np.ascontiguousarray(seq.frame(t))).permute(2, 0, 1).float() * gain
+                c = xywh_to_cxcywh(torch.as_tensor(np.asarray(seq.boxes[0], dtype=np.float32)).view(1, 4))
+                scale, size = (1.0, m.template_size) if t == 0 else (m.geometry.search_scale, m.search_size)
+                crops.append(crop_windows(frame, c[:, :2], c[:, 2:] * scale, size, fill))
+            with torch.inference_mode():
+                score, _ = m(*crops)
+            per_gain[gain] = score.flatten()
+        results[mean] = per_gain
+    box = results["box"]
+    torch.testing.assert_close(box[1 / 3], box[1.0] / 3, rtol=1e-3, atol=1e-4)  # same map, a third the scale
+    dataset = results["dataset"]
+    spread = {g: float((v.max() - v.min()) / v.abs().max()) for g, v in dataset.items()}
+    assert spread[1 / 3] < 0.5 * spread[1.0]  # the paper's centring flattens the darkened map

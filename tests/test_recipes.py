@@ -10,12 +10,13 @@ from patchnet_zoo import cli
 
 RECIPES = Path(__file__).resolve().parents[1] / "recipes"
 OVERLAYS = sorted(p.name for p in RECIPES.glob("patchnet_*.yaml"))
-EXPECTED = {  # (fourier, box_regression, patch size) each recipe must produce
-    "patchnet.yaml": (True, True, 8),
-    "patchnet_patch_aggregation.yaml": (False, False, 8),
-    "patchnet_no_fourier.yaml": (False, True, 8),
-    "patchnet_no_box_regression.yaml": (True, False, 8),
-    "patchnet_k4.yaml": (True, True, 4),
+EXPECTED = {  # (fourier, box_regression, patch size, input mean) each recipe must produce
+    "patchnet.yaml": (True, True, 8, "dataset"),
+    "patchnet_box_centred.yaml": (True, True, 8, "box"),
+    "patchnet_patch_aggregation.yaml": (False, False, 8, "dataset"),
+    "patchnet_no_fourier.yaml": (False, True, 8, "dataset"),
+    "patchnet_no_box_regression.yaml": (True, False, 8, "dataset"),
+    "patchnet_k4.yaml": (True, True, 4, "dataset"),
 }
 
 
@@ -47,7 +48,8 @@ def test_recipe_fast_dev_run(overlay, data_root, tmp_path, monkeypatch):
     assert trainer.state.finished and trainer.global_step == 1
     assert Path(lcli.datamodule.root) == data_root
     g = task.model.geometry
-    assert (task.model.fourier, task.model.box_regression, g.patch_size) == EXPECTED[overlay or "patchnet.yaml"]
+    got = (task.model.fourier, task.model.box_regression, g.patch_size, task.model.input_mean)
+    assert got == EXPECTED[overlay or "patchnet.yaml"]
     assert lcli.datamodule.geometry == g  # the crops fit the model
     assert (task.model.offset_convs is not None) == task.model.box_regression
     metrics = trainer.callback_metrics

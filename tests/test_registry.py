@@ -247,3 +247,36 @@ def test_export_is_reproducible_byte_for_byte(tmp_path):
                                     out_dir=tmp_path / f"out{i}")
         shas.append(Weights.from_json(rec).sha256)
     assert len(set(shas)) == 1
+
+
+def test_export_records_the_runs_last_validation_metrics(tmp_path):
+    """Without --metrics-json, `patchnet-zoo export` records the last epoch's val/* metrics from the
+    CSV log of the checkpoint's run (how `make weights` keeps them in every record)."""
+    from patchnet_zoo.cli import main
+
+    version = tmp_path / "logs" / "version_0"
+    (version / "checkpoints").mkdir(parents=True)
+    ckpt = version / "checkpoints" / "epoch=1.ckpt"
+    make_checkpoint(ckpt)
+    (version / "metrics.csv").write_text(
+        "epoch,step,train/loss_epoch,train/loss_step,val/loss,val/miss_rate\n"
+        "0,9,,4.1,,\n0,9,,,3.9,0.2\n0,9,4.05,,,\n1,19,,3.6,,\n1,19,,,3.51234,0.18\n1,19,3.7,,,\n")
+    assert main(["export", str(ckpt), "--name", "patchnet.t2", "--recipe", "r.yaml", "--out-dir", str(tmp_path)]) == 0
+    rec = Weights.from_json(tmp_path / "patchnet.t2.json")
+    assert {k: v for k, v in rec.metrics.items() if k != "note"} == {
+        "epoch": 1.0, "val/loss": 3.5123, "val/miss_rate": 0.18, "train/loss_epoch": 3.7}
+
+
+def test_weights_path_takes_the_config_of_the_record_beside_it(tmp_path):
+    """A setting that is not a tensor (input_mean) cannot be read from the safetensors file; the
+    record export writes beside it carries it, and a file without one builds the arch's defaults."""
+    import shutil
+
+    make_checkpoint(tmp_path / "a.ckpt", input_mean="box")
+    rec = Weights.from_json(hub.export_checkpoint(tmp_path / "a.ckpt", "patchnet.boxy", "r", "d", out_dir=tmp_path))
+    assert rec.config["input_mean"] == "box"
+    assert create_model("patchnet", weights_path=tmp_path / rec.file).input_mean == "box"
+    lone = tmp_path / "lone"
+    lone.mkdir()
+    shutil.copy(tmp_path / rec.file, lone / rec.file)
+    assert create_model("patchnet", weights_path=lone / rec.file).input_mean == "dataset"

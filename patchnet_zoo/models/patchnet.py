@@ -16,7 +16,7 @@ authors' code did; the FLOP count reports exactly what runs. Children are then 4
 apart at every level, which is why every aggregation kernel is 5x5 with taps at (0|4, 0|4), and one
 response cell is always template/8 pixels, i.e. one eighth of the box.
 
-Inputs are crops on the 0-255 RGB scale; the model subtracts its ``pixel_mean`` itself.
+Inputs are crops on the 0-255 RGB scale; the model centres them itself (``input_mean``).
 """
 from __future__ import annotations
 
@@ -34,6 +34,7 @@ from .layers import (TAPS, PatchCorrelation, SoftSelectPool, SparseOffsetConv, S
                      tap_major_order)
 
 IMAGENET_MEAN_255 = (123.675, 116.28, 103.53)
+INPUT_MEANS = ("dataset", "box")
 
 
 @dataclass(frozen=True)
@@ -94,7 +95,14 @@ class PatchNet(
         response_size: side of the response map (odd); 7 gives the paper's +-3 cells.
         fourier: Fourier reweighting of the patches (ablation: False).
         box_regression: hierarchical box regression (ablation: False -> offsets are all zero).
-        pixel_mean: per-channel RGB mean on the 0-255 scale, subtracted from every crop.
+        pixel_mean: per-channel RGB mean on the 0-255 scale: subtracted from every crop with
+            ``input_mean="dataset"``, and the colour of the crops' out-of-frame parts.
+        input_mean: what every crop is centred on before the correlation. ``"dataset"``
+            (default, the paper): the fixed ``pixel_mean``. ``"box"``: the mean colour of the box
+            the crop is centred on (the whole template; the template-sized middle of a search
+            crop), so that a scene much darker or brighter than ``pixel_mean`` does not drown every
+            patch correlation in one constant and flatten the score map (docs/design.md,
+            "Centring the crops").
     """
 
     def __init__(
@@ -105,8 +113,11 @@ class PatchNet(
         fourier: bool = True,
         box_regression: bool = True,
         pixel_mean: tuple[float, float, float] = IMAGENET_MEAN_255,
+        input_mean: str = "dataset",
     ):
         super().__init__()
+        if input_mean not in INPUT_MEANS:
+            raise ValueError(f"input_mean must be one of {INPUT_MEANS}, got {input_mean!r}")
         if patch_size < 4 or patch_size % 4:
             raise ValueError(f"patch_size must be a positive multiple of 4, got {patch_size}")
         if patches_per_side < 2 or patches_per_side & (patches_per_side - 1):
@@ -116,6 +127,7 @@ class PatchNet(
         self.geometry = PatchNetGeometry(patch_size, patches_per_side, response_size)
         self.fourier = fourier
         self.box_regression = box_regression
+        self.input_mean = input_mean
         self.register_buffer("pixel_mean", torch.tensor(pixel_mean, dtype=torch.float32).view(1, 3, 1, 1))
         g = self.geometry
         self.correlation = PatchCorrelation(patch_size, patches_per_side, g.corr_stride, fourier)
@@ -142,7 +154,7 @@ class PatchNet(
         fast path's tap-major patch order (``fast_order``). Cache the result to match one template
         against many frames."""
         self._check_crop(template, self.template_size, "template")
-        return self.correlation.filters(template - self.pixel_mean, self.fast_order)
+        return self.correlation.filters(self.centred(template), self.fast_order)
 
     def forward(self, template: torch.Tensor, search: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Returns ``(score (B, 1, R, R), offsets (B, 4, R, R))`` in response cells."""
@@ -153,7 +165,7 @@ class PatchNet(
         if filters.shape[0] != search.shape[0]:
             raise ValueError(f"{filters.shape[0]} templates but {search.shape[0]} search crops")
         # (H, W, B, C) layout and tap-major channel order from here on
-        s = self.correlation(filters, search - self.pixel_mean)
+        s = self.correlation(filters, self.centred(search))
         off = None
         for level, conv in enumerate(self.score_convs):
             new_s = conv(s)
@@ -183,7 +195,7 @@ class PatchNet(
         # folded into the filters (3,000 numbers a box) instead of a pass over the correlation volume
         first = self.score_convs[0]
         weighted = filters * first._channel_weights().view(1, -1, 1, 1, 1)
-        s = self.correlation(weighted, search - self.pixel_mean)  # (H, W, B, C), tap-major channels
+        s = self.correlation(weighted, self.centred(search))  # (H, W, B, C), tap-major channels
         maps = []
         for level, conv in enumerate(self.score_convs):
             s = first.sum_taps(s) if level == 0 else conv(s)
@@ -266,13 +278,14 @@ class PatchNet(
         """The same function through dense ``F.conv2d`` kernels, in the layout the paper counts:
         the first score convolution grouped by parent (4 inputs each), every later aggregation
         convolution dense over all its input channels. For tests and FLOP counting only."""
-        filters = self.correlation.filters(template - self.pixel_mean, fft=True)  # row-major patch order
+        filters = self.correlation.filters(self.centred(template), fft=True)  # row-major patch order
         b, p = filters.shape[:2]
-        x = (search - self.pixel_mean).reshape(1, -1, self.search_size, self.search_size)
+        centred = self.centred(search)
+        x = centred.reshape(1, -1, self.search_size, self.search_size)
         corr = F.conv2d(x, filters.reshape(b * p, *filters.shape[2:]), stride=self.geometry.corr_stride, groups=b)
         corr = corr.view(b, p, corr.shape[-2], corr.shape[-1])
         k = self.geometry.patch_size
-        energy = F.conv2d((search - self.pixel_mean).pow(2).sum(1, keepdim=True),
+        energy = F.conv2d(centred.pow(2).sum(1, keepdim=True),
                           corr.new_ones(1, 1, k, k), stride=self.geometry.corr_stride)
         eps = 0.1 * energy.flatten(1).std(1).view(b, 1, 1, 1) + 1e-9
         s = 0.01 * corr / torch.sqrt(energy + eps)
@@ -297,6 +310,15 @@ class PatchNet(
         r = s.shape[-1]
         offsets = off.reshape(b, 4, r, r) if off is not None else s.new_zeros(b, 4, r, r)
         return s, offsets
+
+    def centred(self, crops: torch.Tensor) -> torch.Tensor:
+        """(B, 3, S, S) crops on the 0-255 scale minus what ``input_mean`` says: ``pixel_mean``, or
+        per crop and channel the mean of its middle template-sized square (the box it is centred on)."""
+        if self.input_mean == "dataset":
+            return crops - self.pixel_mean
+        t = self.template_size
+        lo = (crops.shape[-1] - t) // 2
+        return crops - crops[:, :, lo:lo + t, lo:lo + t].mean((2, 3), keepdim=True)
 
     @staticmethod
     def _check_crop(x: torch.Tensor, size: int, what: str) -> None:
