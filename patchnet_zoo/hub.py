@@ -119,18 +119,19 @@ def training_metrics(ckpt_path: str | Path) -> dict[str, Any]:
         return {}
     with path.open(newline="") as f:
         rows = list(csv.DictReader(f))
-    last: dict[str, Any] = {}
-    for key in ("val/miss_rate", "train/loss_epoch"):
-        row = next((r for r in reversed(rows) if r.get(key)), None)
-        if row is None:
-            continue
-        prefix = key.split("/")[0] + "/"
-        last["epoch"] = float(row["epoch"])
-        last.update({k: round(float(v), 4) for k, v in row.items() if k.startswith(prefix) and v
-                     and not k.endswith("_step") and (prefix == "val/" or k == key)})
-    if last:
-        last["note"] = TRAINING_METRICS_NOTE
-    return last
+    def last_row(key: str) -> dict | None:
+        return next((r for r in reversed(rows) if r.get(key)), None)
+
+    out: dict[str, Any] = {}
+    val, train = last_row("val/miss_rate"), last_row("train/loss_epoch")
+    if val is not None:
+        out["epoch"] = float(val["epoch"])
+        out.update({k: round(float(v), 4) for k, v in val.items() if k.startswith("val/") and v})
+    if train is not None:
+        out["train/loss_epoch"] = round(float(train["train/loss_epoch"]), 4)
+    if out:
+        out["note"] = TRAINING_METRICS_NOTE
+    return out
 
 
 def export_checkpoint(ckpt_path: str | Path, name: str, recipe: str, data: str,
