@@ -256,15 +256,16 @@ def test_select_alpha_overrides_the_learned_temperatures_and_centre_gain_scales_
 
 def test_box_centring_keeps_the_match_of_a_dark_video(data_root):
     """Real frames, darkened to a third of their brightness: with the paper's fixed mean every crop
-    sits far below it, one constant dominates every patch correlation and the score map goes flat
-    (confidence drops); centred on the box's own mean colour, the map keeps its shape (only its
-    scale changes, as the template's contrast does) and the match is the same."""
+    sits far below it, one constant dominates every patch correlation and the score map goes flat;
+    centred on the box's own mean colour, the map keeps its shape (only its scale changes, as the
+    template's contrast does)."""
     import numpy as np
 
     from patchnet_zoo.data.readers import read_folder_sequence
     from patchnet_zoo.geometry import crop_windows, xywh_to_cxcywh
 
     seq = read_folder_sequence(data_root / "sot" / "boat5")
+    c = xywh_to_cxcywh(torch.as_tensor(np.asarray(seq.boxes[0], dtype=np.float32)).view(1, 4))
     results = {}
     for mean in ("dataset", "box"):
         m = _perturbed(input_mean=mean).eval()
@@ -274,7 +275,6 @@ def test_box_centring_keeps_the_match_of_a_dark_video(data_root):
             crops = []
             for t in (0, 1):
                 frame = torch.from_numpy(np.ascontiguousarray(seq.frame(t))).permute(2, 0, 1).float() * gain
-                c = xywh_to_cxcywh(torch.as_tensor(np.asarray(seq.boxes[0], dtype=np.float32)).view(1, 4))
                 scale, size = (1.0, m.template_size) if t == 0 else (m.geometry.search_scale, m.search_size)
                 crops.append(crop_windows(frame, c[:, :2], c[:, 2:] * scale, size, fill))
             with torch.inference_mode():
