@@ -96,15 +96,16 @@ def _factory(detector, n: int, method: str, matcher=None, k4_matcher=None):
     return lambda: SkipFrameDetector(detector, key_frame_interval=n, inter=inter, **kw)
 
 
-def shared_matcher(frame: np.ndarray, arch: str = "patchnet", weights: str | None = None):
+def shared_matcher(frame: np.ndarray, arch: str = "patchnet", weights: str | None = None, **decoding):
     """One pretrained PatchMatcher for every run (``weights``: a local safetensors file instead of
-    the packaged one), warmed up outside the clock (the first match of a process pays one-off
+    the packaged one; ``decoding``: ``PatchMatcher`` options), warmed up outside the clock (the first match of a process pays one-off
     set-up costs of several seconds)."""
     from patchnet_zoo.matching import PatchMatcher
     from patchnet_zoo.registry import create_model
     from patchnet_zoo.trackers.patchnet_tracker import load_pretrained_patchnet
 
-    m = PatchMatcher(create_model(arch, weights_path=weights) if weights else load_pretrained_patchnet(arch))
+    m = PatchMatcher(create_model(arch, weights_path=weights) if weights else load_pretrained_patchnet(arch),
+                     **decoding)
     h, w = frame.shape[:2]
     boxes = np.array([[w / 4, h / 4, w / 8, h / 4], [w / 2, h / 2, w / 10, h / 5]], np.float32)
     for r in (None, 13):
@@ -118,12 +119,13 @@ def _strip(r: dict) -> dict:
 
 
 # ----------------------------------------------------------------------------------------- MOT
-def run_mot(data: Path, intervals, methods, extra, quick: bool, weights: str | None = None) -> dict:
+def run_mot(data: Path, intervals, methods, extra, quick: bool, weights: str | None = None,
+            decoding: dict | None = None) -> dict:
     seqs = load_mot_sequences(find_mot_sequences(data / "mot"), max_frames=12 if quick else None, progress=True)
     det = FastestDet(classes=[0])
     det(seqs[0].frames[0])  # warm-up
-    matcher = shared_matcher(seqs[0].frames[0], weights=weights)
-    k4_matcher = shared_matcher(seqs[0].frames[0], "patchnet_k4")
+    matcher = shared_matcher(seqs[0].frames[0], weights=weights, **(decoding or {}))
+    k4_matcher = shared_matcher(seqs[0].frames[0], "patchnet_k4", **(decoding or {}))
     rows = {}
     base = benchmark_detection(_factory(det, 1, "per-frame"), seqs, progress=True)
     rows["per-frame"] = {1: _strip(base)}
@@ -424,6 +426,9 @@ def main(argv=None) -> int:
     p.add_argument("--weights", default=None, metavar="FILE",
                    help="local safetensors file for the PatchNet rows of the MOT grid (its export record "
                         "beside it gives the config; default: the packaged weights)")
+    p.add_argument("--rigid-centre", action="store_true",
+                   help="the MOT grid's PatchNet rows place each box's centre at the best whole-template "
+                        "placement near the peak cell (docs/design.md, \"Rigid centre\")")
     a = p.parse_args(argv)
     tune_cpu_allocator()
     set_threads(a.threads)
@@ -441,7 +446,8 @@ def main(argv=None) -> int:
     # the quick parts first; the MOT grid (one OpenCV KCF per box) takes longest
     res["effdet"] = run_effdet(data, a.quick) if "effdet" not in a.skip else None
     res["vid"] = run_vid(data, a.intervals, a.methods, a.quick) if "vid" not in a.skip else None
-    res["mot"] = run_mot(data, a.intervals, a.methods, a.extra, a.quick, a.weights) if "mot" not in a.skip else None
+    res["mot"] = run_mot(data, a.intervals, a.methods, a.extra, a.quick, a.weights,
+                                {"rigid_centre": True} if a.rigid_centre else None) if "mot" not in a.skip else None
     models = {}
     if res["mot"]:
         models["FastestDet (MOT, measured)"] = (res["mot"]["fastestdet_gmacs"], res["mot"]["objects_per_frame"])

@@ -54,6 +54,8 @@ LABELS = {
     "hold": "hold (copy the box)",
     "patchnet-edge-follow": "PatchNet, edge follow (one more search where the peak is on the window's edge)",
     "ncc-edge-follow": "full-template NCC, edge follow (the same rule)",
+    "patchnet-rigid-centre": "PatchNet, rigid centre (the box centred on the best whole-template placement near the "
+                             "peak cell, `PatchMatcher(rigid_centre=True)`)",
 }
 
 
@@ -141,7 +143,11 @@ def to_markdown(result: dict, command: str, untrained: bool = False) -> str:
         "quality of the matching. The two edge-follow rows, last in each table, lift that cap under one "
         "rule for both: where the peak lies on the window's edge, search once more centred on that "
         "answer and keep it if its peak scores higher (`PatchMatcher(edge_follow=1)`, "
-        "`NCCMatcher(edge_follow=1)`); every other row searches its window once.",
+        "`NCCMatcher(edge_follow=1)`); every other row searches its window once. The rigid-centre row, "
+        "last, is PatchNet's search with one change in the decoding: the box's centre is the best "
+        "placement of the whole template (patch correlations summed with the aggregation's weights, "
+        "no pooling) within the peak cell and a quarter cell around it, instead of the regressed "
+        "offsets (docs/design.md, \"Rigid centre\").",
     ]
     for run in runs:
         lines += ["", f"## {window_title(run)}", "", _reach_line(run), ""] + _table(run)
@@ -245,7 +251,7 @@ def update_records(runs: dict, command: str, weights_dir: str | Path | None = No
     by_label: dict[str, dict] = {}
     for size, run in runs.items():
         for key, r in run["methods"].items():
-            if key not in PATCHNET_VARIANTS:  # the edge-follow row shares PatchNet's weights, not its protocol
+            if key not in PATCHNET_VARIANTS:  # edge follow and rigid centre share PatchNet's weights, not its decoding
                 continue
             label = r.get("weights")
             if label and (folder / f"{label}.json").is_file():

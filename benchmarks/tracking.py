@@ -385,10 +385,12 @@ def to_markdown(result: dict, command: str) -> str:
         "frame): see docs/design.md, \"A constant-velocity prior\".",
         "",
         *([f"PatchNet's decoding: `PatchMatcher(select_alpha={result.get('select_alpha')}, "
-           f"centre_gain={result.get('centre_gain', 1.0):g}, edge_follow={result.get('edge_follow', 0)})` "
-           "(docs/design.md, \"Sub-cell shrinkage\" and \"Following a peak past the window's edge\").", ""]
+           f"centre_gain={result.get('centre_gain', 1.0):g}, edge_follow={result.get('edge_follow', 0)}, "
+           f"rigid_centre={bool(result.get('rigid_centre'))})` "
+           "(docs/design.md, \"Sub-cell shrinkage\", \"Following a peak past the window's edge\" and "
+           "\"Rigid centre\").", ""]
           if (result.get("select_alpha") is not None or result.get("centre_gain", 1.0) != 1.0
-              or result.get("edge_follow")) else []),
+              or result.get("edge_follow") or result.get("rigid_centre")) else []),
         "NanoTrack: `nanotrack` is `patchnet_zoo.trackers.nanotrack.NanoTrack` (NanoTrack v2's own graphs "
         "and algorithm, with a tracking state that the skip-frame tracker moves to PatchNet's estimate "
         "before every key frame — it would otherwise search around the position it saw itself frames "
@@ -547,7 +549,7 @@ def main(argv: list[str] | None = None) -> dict:
     result.update(split=str(args.split), quick=args.quick, untrained=args.untrained, command=command,
                   response_size=args.response_size, motion_prior=args.motion_prior,
                   select_alpha=args.select_alpha, centre_gain=args.centre_gain, edge_follow=args.edge_follow,
-                  conf_threshold=args.conf_threshold, timing_repeats=args.timing_repeats,
+                  rigid_centre=args.rigid_centre, conf_threshold=args.conf_threshold, timing_repeats=args.timing_repeats,
                   machine=machine_info(), load_start=load_start, load_end=_load())
     out_dir.mkdir(parents=True, exist_ok=True)
     result["plots"] = write_plots(result, out_dir, args.name)

@@ -17,6 +17,10 @@ from .models.patchnet import PatchNet, decode_peak
 
 __all__ = ["Templates", "MatchResult", "PatchMatcher"]
 
+#: ``rigid_centre``: how far (correlation steps, a quarter of a cell) beyond its peak cell the rigid
+#: placement may lie
+RIGID_MARGIN = 2
+
 
 @dataclass
 class Templates:
@@ -58,10 +62,16 @@ class PatchMatcher:
             edge, each centred on the last answer (0 = one search, as in the paper). A peak on the
             edge is often a target that has moved beyond the window; the next search has it in
             reach. Only those boxes are searched again, so the cost grows with how often it happens.
+        rigid_centre: centre each box on the best placement of the whole template within the peak
+            cell and a quarter cell around it (the patch correlations summed with the aggregation's
+            weights, without its pooling; ``PatchNet.rigid_placement``) instead of the regressed
+            offsets, which recover only about half of a sub-cell shift; the size stays as regressed.
+            A small fixed cost per call, shared by the boxes of a batch (docs/design.md, "Rigid centre").
     """
 
     def __init__(self, model: PatchNet, min_size: float = 2.0, response_size: int | None = None,
-                 select_alpha: float | None = None, centre_gain: float = 1.0, edge_follow: int = 0):
+                 select_alpha: float | None = None, centre_gain: float = 1.0, edge_follow: int = 0,
+                 rigid_centre: bool = False):
         if select_alpha is not None and not (math.isfinite(float(select_alpha)) and float(select_alpha) > 0):
             raise ValueError(f"select_alpha must be a positive number or None, got {select_alpha!r}")
         if not (math.isfinite(float(centre_gain)) and float(centre_gain) >= 0):
@@ -74,6 +84,7 @@ class PatchMatcher:
         self.select_alpha = None if select_alpha is None else float(select_alpha)
         self.centre_gain = float(centre_gain)
         self.edge_follow = int(edge_follow)
+        self.rigid_centre = bool(rigid_centre)
 
     def with_response_size(self, response_size: int | None) -> "PatchMatcher":
         """The same matcher (weights and decoding) over another search window; ``None``: this one."""
@@ -83,7 +94,8 @@ class PatchMatcher:
         """A matcher with the same weights and the given ``__init__`` options changed (checked as
         in ``__init__``); the others, the search window included, are kept."""
         options = dict(min_size=self.min_size, response_size=None, select_alpha=self.select_alpha,
-                       centre_gain=self.centre_gain, edge_follow=self.edge_follow)
+                       centre_gain=self.centre_gain, edge_follow=self.edge_follow,
+                       rigid_centre=self.rigid_centre)
         unknown = set(changes) - set(options)
         if unknown:
             raise TypeError(f"PatchMatcher has no option {', '.join(sorted(unknown))}")
@@ -166,8 +178,10 @@ class PatchMatcher:
     def _search(self, filters: torch.Tensor, frame: torch.Tensor, cxcywh: torch.Tensor):
         """Boxes (x,y,w,h), confidences, peak cells and peak scores of one search per window ``cxcywh``."""
         crops = self._crop(frame, cxcywh, self.search_scale, self.model.search_size)
-        located = self.model.locate(filters, crops, select_alpha=self.select_alpha)
-        dec = decode_peak(located.score, located.best, located.offsets, cxcywh, centre_gain=self.centre_gain)
+        located = self.model.locate(filters, crops, select_alpha=self.select_alpha,
+                                    rigid_margin=RIGID_MARGIN if self.rigid_centre else None)
+        dec = decode_peak(located.score, located.best, located.offsets, cxcywh, centre_gain=self.centre_gain,
+                          centre_shift=located.rigid_shift)
         return dec.boxes, dec.confidence, dec.cell, dec.peak
 
     def _crop(self, frame: torch.Tensor, cxcywh: torch.Tensor, scale: float, out: int) -> torch.Tensor:

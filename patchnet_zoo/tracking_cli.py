@@ -91,15 +91,18 @@ def add_decoding_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--edge-follow", type=non_negative_int, default=0, metavar="N",
                    help="more searches for a peak on the window's edge, each centred on the last answer "
                         "(default: %(default)s)")
+    p.add_argument("--rigid-centre", action="store_true",
+                   help="place the box's centre at the best whole-template placement near the peak "
+                        "cell instead of the regressed offsets (docs/design.md, \"Rigid centre\")")
 
 
-_PAPER_DECODING = {"select_alpha": None, "centre_gain": 1.0, "edge_follow": 0}
+_PAPER_DECODING = {"select_alpha": None, "centre_gain": 1.0, "edge_follow": 0, "rigid_centre": False}
 
 
 def decoding_options(a: argparse.Namespace) -> dict:
     """The ``PatchMatcher`` options that the arguments of ``add_decoding_arguments`` change from
     the paper's decoding (empty: none)."""
-    return {k: getattr(a, k) for k, paper in _PAPER_DECODING.items() if getattr(a, k) != paper}
+    return {k: getattr(a, k, paper) for k, paper in _PAPER_DECODING.items() if getattr(a, k, paper) != paper}
 
 
 def add_ope_parser(bsub, data_help: str = "data root") -> argparse.ArgumentParser:

@@ -10,8 +10,8 @@ import pytest
 
 from patchnet_zoo.data.readers import Sequence, default_data_root, read_sequences
 from patchnet_zoo.eval.short_range import (
-    BASELINE_METHODS, EDGE_FOLLOW_METHODS, METHODS, PATCHNET_VARIANTS, build_matchers, load_models, reachable, reachable_share,
-    run_short_range, search_window_scale, short_range_pairs, untrained_models,
+    BASELINE_METHODS, DECODING_METHODS, EDGE_FOLLOW_METHODS, METHODS, PATCHNET_VARIANTS, build_matchers, load_models,
+    reachable, reachable_share, run_short_range, search_window_scale, short_range_pairs, untrained_models,
 )
 from patchnet_zoo.matching import PatchMatcher
 from patchnet_zoo.models.patchnet import PatchNetGeometry
@@ -63,7 +63,7 @@ def test_all_methods_json_shape(crossing):
         assert m["matches"] == 3
         assert 0.0 <= m["miss_rate"] <= 1.0 and 0.0 <= m["mean_iou"] <= 1.0
         assert m["ms_per_match_b1"] >= 0
-        if key in PATCHNET_VARIANTS or key == "patchnet-edge-follow":
+        if key in PATCHNET_VARIANTS or key in ("patchnet-edge-follow", "patchnet-rigid-centre"):
             assert m["ms_per_match_b16"] > 0 and m["ms_per_match_b1"] > 0
             assert m["weights"] == "given by the caller"
         else:
@@ -82,7 +82,7 @@ def test_models_by_registry_name_and_errors(crossing):
     assert not matchers["no-fourier"].model.fourier
     with pytest.raises(ValueError):
         run_short_range(sequences=crossing, methods=["bogus"], progress=False)
-    assert set(BASELINE_METHODS) | set(PATCHNET_VARIANTS) | set(EDGE_FOLLOW_METHODS) == set(METHODS)
+    assert set(BASELINE_METHODS) | set(PATCHNET_VARIANTS) | set(EDGE_FOLLOW_METHODS) | set(DECODING_METHODS) == set(METHODS)
 
 
 def test_search_window_and_reachability_helpers():
@@ -144,6 +144,18 @@ def test_edge_follow_rows_apply_one_rule_to_patchnet_and_ncc():
         assert baselines["ncc-edge-follow"].search_scale == pytest.approx(search_window_scale(13))
         if "patchnet" in matchers:
             assert matchers["patchnet"].edge_follow == 0 and baselines["ncc"].edge_follow == 0
+
+
+def test_rigid_centre_row_changes_only_patchnets_decoding():
+    models = untrained_models(["patchnet"])
+    for methods in (["patchnet", *DECODING_METHODS], list(DECODING_METHODS)):
+        matchers, labels, _ = build_matchers(methods, models, response_size=9)
+        rigid = matchers["patchnet-rigid-centre"]
+        assert rigid.rigid_centre and rigid.edge_follow == 0 and rigid.model.geometry.response_size == 9
+        assert all(a is b for a, b in zip(rigid.model.parameters(), models["patchnet"].parameters()))
+        assert labels["patchnet-rigid-centre"] == "given by the caller"
+        if "patchnet" in matchers:
+            assert not matchers["patchnet"].rigid_centre
 
 
 def test_wide_window_run(crossing):

@@ -63,6 +63,7 @@ __all__ = [
     "PATCHNET_VARIANTS",
     "BASELINE_METHODS",
     "EDGE_FOLLOW_METHODS",
+    "DECODING_METHODS",
     "METHODS",
     "short_range_pairs",
     "search_window_scale",
@@ -93,7 +94,10 @@ BASELINE_METHODS = ("ncc", "kcf", "mosse", "hold")
 #: it (``PatchMatcher(edge_follow=1)``, ``NCCMatcher(edge_follow=1)``); every other windowed row
 #: searches its window once.
 EDGE_FOLLOW_METHODS = ("patchnet-edge-follow", "ncc-edge-follow")
-METHODS = tuple(PATCHNET_VARIANTS) + BASELINE_METHODS + EDGE_FOLLOW_METHODS
+#: PatchNet's weights and window with another decoding: the box centred on the best whole-template
+#: placement near the peak cell (``PatchMatcher(rigid_centre=True)``)
+DECODING_METHODS = ("patchnet-rigid-centre",)
+METHODS = tuple(PATCHNET_VARIANTS) + BASELINE_METHODS + EDGE_FOLLOW_METHODS + DECODING_METHODS
 
 B16_BOXES = 16
 B16_REPEATS = 3
@@ -243,11 +247,12 @@ def build_matchers(methods: TypingSequence[str], models: Mapping | None = None,
     """
     response_size = _check_response_size(response_size)
     matchers, labels = load_models(methods, models, weights_dir, response_size=response_size)
-    if "patchnet-edge-follow" in methods:
-        plain, plain_labels = ((matchers, labels) if "patchnet" in matchers
-                               else load_models(["patchnet"], models, weights_dir, response_size=response_size))
-        matchers["patchnet-edge-follow"] = plain["patchnet"].replace(edge_follow=1)
-        labels["patchnet-edge-follow"] = plain_labels["patchnet"]
+    for key, option in (("patchnet-edge-follow", {"edge_follow": 1}), ("patchnet-rigid-centre", {"rigid_centre": True})):
+        if key in methods:  # PatchNet's weights and window, one decoding option changed
+            plain, plain_labels = ((matchers, labels) if "patchnet" in matchers
+                                   else load_models(["patchnet"], models, weights_dir, response_size=response_size))
+            matchers[key] = plain["patchnet"].replace(**option)
+            labels[key] = plain_labels["patchnet"]
     baselines = {}
     for m in methods:
         if m in ("ncc", "ncc-edge-follow"):

@@ -30,7 +30,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from huggingface_hub import PyTorchModelHubMixin
 
-from .layers import (TAPS, PatchCorrelation, SoftSelectPool, SparseOffsetConv, SparseScoreConv, parameters_key,
+from .layers import (TAP_SPACING, TAPS, PatchCorrelation, SoftSelectPool, SparseOffsetConv, SparseScoreConv, parameters_key,
                      tap_major_order)
 
 IMAGENET_MEAN_255 = (123.675, 116.28, 103.53)
@@ -179,7 +179,8 @@ class PatchNet(
             return score, score.new_zeros(score.shape[0], 4, *score.shape[2:])
         return score, off[:, :, :, 0, :].permute(2, 3, 0, 1)
 
-    def locate(self, filters: torch.Tensor, search: torch.Tensor, select_alpha: float | None = None) -> "Located":
+    def locate(self, filters: torch.Tensor, search: torch.Tensor, select_alpha: float | None = None,
+               rigid_margin: int | None = None) -> "Located":
         """Inference: the score map and the box offsets at its peak only.
 
         ``decode`` reads the offsets at one cell, and that cell's offsets depend on a small tree of
@@ -187,7 +188,10 @@ class PatchNet(
         cells at N = 8). So the offset maps are never built: the score path runs with plain max
         pooling and the offsets are computed on the tree of the peak alone. Same numbers as
         ``match_filters`` at the peak, a fraction of the operations (tests check both).
-        ``select_alpha`` replaces the learned soft-select temperatures of the offsets (None: keep)."""
+        ``select_alpha`` replaces the learned soft-select temperatures of the offsets (None: keep).
+        ``rigid_margin`` (None: off) also returns ``rigid_shift``: the centre shift, in response
+        cells, of the best rigid placement of the whole template within the peak cell widened by
+        that many correlation steps (``rigid_placement``)."""
         self._check_crop(search, self.search_size, "search")
         if filters.shape[0] != search.shape[0]:
             raise ValueError(f"{filters.shape[0]} templates but {search.shape[0]} search crops")
@@ -207,12 +211,84 @@ class PatchNet(
                 s = torch.maximum(rows.select(2, 0), rows.select(2, 1))
         score = s.permute(2, 3, 0, 1)  # (B, 1, R, R)
         best = peak_cell(score)
-        if not self.offset_convs:  # no box regression, or a single level (whose offsets are zero)
-            return Located(score, best, score.new_zeros(score.shape[0], 4))
         r = score.shape[-1]
         flat = best.cpu().numpy()
         peak = np.stack([flat // r, flat % r], 1)  # (B, 2) row, col
-        return Located(score, best, self._offsets_on_tree(maps, peak, select_alpha))
+        rigid = None if rigid_margin is None else self.rigid_placement(maps[0], peak, rigid_margin)
+        if not self.offset_convs:  # no box regression, or a single level (whose offsets are zero)
+            return Located(score, best, score.new_zeros(score.shape[0], 4), rigid)
+        return Located(score, best, self._offsets_on_tree(maps, peak, select_alpha), rigid)
+
+    def rigid_placement(self, first: torch.Tensor, peak: np.ndarray, margin: int = 2) -> torch.Tensor:
+        """Centre shift (B, 2) (dx, dy) in response cells of the best rigid template placement near
+        each box's peak cell.
+
+        The pooled score lets every group of patches settle at its own spot within a cell, which
+        makes it robust to deformation but leaves the box's position within the cell to the
+        regression. Summing the patch correlations with every patch at its place in the template
+        (the aggregation's weights multiplied along each patch's path, no pooling) scores whole-
+        template placements one correlation step apart. The best of the placements pooled into the
+        peak cell, widened by ``margin`` steps on each side, refined by a parabola through its
+        neighbours, gives the centre. ``first``: the first aggregation level's output before its
+        pooling (the rigid sums of 2x2 patch blocks), (H, W, B, P) in tap-major order (``locate``)."""
+        g = self.geometry
+        h, w, b, c = first.shape
+        weights, channel_rows, channel_cols = self._rigid_arrays()
+        n = h - int(channel_rows[-1].max())  # placements per axis
+        pooled = 1 << (g.levels - 1)  # placements pooled into one response cell per axis
+        span = pooled + 2 * margin + 2  # the allowed placements and one more each side for the fit
+        # a few hundred numbers per box: plain numpy, few calls (each costs microseconds here)
+        steps = np.arange(span)
+        lo = np.minimum(np.maximum(peak * pooled - (margin + 1), 0), max(n - span, 0))  # (B, 2)
+        idx = np.minimum(lo[:, :, None] + steps, n - 1)  # (B, 2, span) placement rows, cols
+        rows, cols = idx[:, 0], idx[:, 1]
+        # one flat gather: ((row * W + col) * B + batch) * C + channel, each channel shifted to its block
+        base = ((rows[:, :, None] * w + cols[:, None, :]) * b + np.arange(b)[:, None, None]) * c
+        rigid = _take_flat(first, base[..., None] + ((channel_rows * w + channel_cols) * (b * c) + np.arange(c)))
+        rigid = rigid @ weights  # (B, span, span)
+        # placements pooled into the peak cell, widened by ``margin`` on each side
+        near = np.abs(idx - (peak * pooled + (pooled - 1) / 2)[:, :, None]) <= (pooled - 1) / 2 + margin
+        masked = np.where(near[:, 0, :, None] & near[:, 1, None, :], rigid, -np.inf).reshape(b, -1)
+        yi, xi = np.divmod(masked.argmax(1), span)
+        batch = np.arange(b)
+        pos = np.stack([rows[batch, yi], cols[batch, xi]], 1).astype(np.float32)  # (B, 2) row, col
+        # a parabola through the peak's neighbours, where both are placements inside the window
+        at = np.stack([yi, xi], 1)
+        fit = (at > 0) & (at < span - 1) & (pos > 0) & (pos < n - 1)
+        ny, nx = np.clip(yi[:, None] + np.array([[-1, 1, 0, 0]]), 0, span - 1), \
+            np.clip(xi[:, None] + np.array([[0, 0, -1, 1]]), 0, span - 1)
+        nb = rigid[batch[:, None], ny, nx].reshape(b, 2, 2)  # (B, axis, before | after)
+        curve = nb[:, :, 0] + nb[:, :, 1] - 2 * rigid[batch, yi, xi][:, None]
+        ok = fit & (curve < 0)
+        step = 0.5 * (nb[:, :, 0] - nb[:, :, 1]) / np.where(ok, curve, -1.0)
+        pos += np.where(ok, np.clip(step, -0.5, 0.5), 0).astype(np.float32)
+        # placement (top-left patch at this correlation row/col) -> template centre vs crop centre
+        shift_px = g.corr_stride * pos + ((g.template_size - 1) / 2 - (g.search_size - 1) / 2)
+        out = shift_px[:, ::-1] * np.float32(g.patches_per_side / g.template_size)  # (dx, dy) in cells
+        return torch.from_numpy(np.ascontiguousarray(out, dtype=np.float32)).to(first.device)
+
+    def _rigid_arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per first-level block (tap-major order): the product of the aggregation weights above the
+        first level on its path to the root, and its (row, col) offset in correlation steps."""
+        params = [conv.weight for conv in self.score_convs]
+        key = parameters_key(*params)
+        cached = self.__dict__.get("_rigid_cache")
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        side = self.geometry.patches_per_side // 2  # blocks per side after the first level
+        block = self.score_convs[0].parent_order.cpu().numpy()  # tap-major -> row-major block
+        br, bc = np.divmod(block, side)
+        weights = np.ones(len(block), np.float32)
+        with torch.no_grad():
+            for level in range(1, len(self.score_convs)):
+                children = side >> (level - 1)  # grid side of this level's children
+                wt = self.score_convs[level].weight.detach().cpu().numpy()
+                r, c = br >> (level - 1), bc >> (level - 1)
+                weights *= wt[(r // 2) * (children // 2) + c // 2, (r % 2) * 2 + c % 2]
+        step = 2 * TAP_SPACING  # one block = two patches = 8 correlation steps
+        arrays = (weights, (step * br).astype(np.int64), (step * bc).astype(np.int64))
+        self.__dict__["_rigid_cache"] = (key, arrays)
+        return arrays
 
     def _offsets_on_tree(self, maps: list[torch.Tensor], peak: np.ndarray,
                          select_alpha: float | None = None) -> torch.Tensor:
@@ -383,6 +459,7 @@ class Located:
     score: torch.Tensor  # (B, 1, R, R)
     best: torch.Tensor  # (B,) flat index of the peak
     offsets: torch.Tensor  # (B, 4) x_min, y_min, x_max, y_max offsets at the peak, in cells
+    rigid_shift: torch.Tensor | None = None  # (B, 2) rigid centre shift in cells (``rigid_margin``)
 
 
 @dataclass
@@ -404,14 +481,15 @@ def decode(score: torch.Tensor, offsets: torch.Tensor, prev_cxcywh: torch.Tensor
 
 
 def decode_peak(score: torch.Tensor, best: torch.Tensor, off: torch.Tensor, prev_cxcywh: torch.Tensor,
-                centre_gain: float = 1.0) -> Decoded:
+                centre_gain: float = 1.0, centre_shift: torch.Tensor | None = None) -> Decoded:
     """Peak -> box from the offsets at the peak only (``PatchNet.locate``'s answer).
 
     ``s' = relu(s - 0.75 max s)``; peaks are the 3x3 local maxima of ``s'``; confidence = largest
     peak / sum of peaks (1.0 = one dominant peak; 0.0 for a flat map, which stays at the centre). The
     box is the previous box shifted by the peak cell (one cell = box/8) with the 4 boundary offsets
     read at that cell added; ``centre_gain`` scales the centre's part of those offsets (their mean
-    per axis), leaving the size as regressed.
+    per axis), leaving the size as regressed. ``centre_shift`` ((B, 2) dx, dy in cells from the
+    window's centre, e.g. ``Located.rigid_shift``) replaces the box's centre, the size still as regressed.
     """
     # a few numbers per box: numpy decodes them in a fraction of the time of torch's per-op cost
     # (same float32 arithmetic); the answer goes back to the score's device
@@ -429,6 +507,9 @@ def decode_peak(score: torch.Tensor, best: torch.Tensor, off: torch.Tensor, prev
     size = prev[:, 2:]
     if centre_gain != 1.0:
         off_n = off_n + np.tile((centre_gain - 1.0) * (off_n[:, 0:2] + off_n[:, 2:4]) / 2, (1, 2))
+    if centre_shift is not None:  # move the regressed box so its centre lands on the given shift
+        moved = centre_shift.detach().cpu().numpy() - cell - (off_n[:, 0:2] + off_n[:, 2:4]) / 2
+        off_n = off_n + np.tile(moved, (1, 2))
     lo = prev[:, :2] - size / 2 + (cell + off_n[:, 0:2]) * (size / 8.0)
     wh = size + (off_n[:, 2:4] - off_n[:, 0:2]) * (size / 8.0)
     out = (np.concatenate([lo, wh], 1), confidence, cell, s[rows, best_n])
