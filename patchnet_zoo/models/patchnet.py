@@ -30,8 +30,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from huggingface_hub import PyTorchModelHubMixin
 
-from .layers import (TAP_SPACING, TAPS, PatchCorrelation, SoftSelectPool, SparseOffsetConv, SparseScoreConv, parameters_key,
-                     tap_major_order)
+from .layers import (TAP_SPACING, TAPS, PatchCorrelation, SoftSelectPool, SparseOffsetConv, SparseScoreConv,
+                     parameters_key, tap_major_order)
 
 IMAGENET_MEAN_255 = (123.675, 116.28, 103.53)
 INPUT_MEANS = ("dataset", "box")
@@ -234,7 +234,7 @@ class PatchNet(
         g = self.geometry
         h, w, b, c = first.shape
         weights, channel_rows, channel_cols = self._rigid_arrays()
-        n = h - int(channel_rows[-1].max())  # placements per axis
+        n = h - int(channel_rows.max())  # placements per axis
         pooled = 1 << (g.levels - 1)  # placements pooled into one response cell per axis
         span = pooled + 2 * margin + 2  # the allowed placements and one more each side for the fit
         # a few hundred numbers per box: plain numpy, few calls (each costs microseconds here)
@@ -255,8 +255,8 @@ class PatchNet(
         # a parabola through the peak's neighbours, where both are placements inside the window
         at = np.stack([yi, xi], 1)
         fit = (at > 0) & (at < span - 1) & (pos > 0) & (pos < n - 1)
-        ny, nx = np.clip(yi[:, None] + np.array([[-1, 1, 0, 0]]), 0, span - 1), \
-            np.clip(xi[:, None] + np.array([[0, 0, -1, 1]]), 0, span - 1)
+        ny = np.minimum(np.maximum(yi[:, None] + np.array([[-1, 1, 0, 0]]), 0), span - 1)
+        nx = np.minimum(np.maximum(xi[:, None] + np.array([[0, 0, -1, 1]]), 0), span - 1)
         nb = rigid[batch[:, None], ny, nx].reshape(b, 2, 2)  # (B, axis, before | after)
         curve = nb[:, :, 0] + nb[:, :, 1] - 2 * rigid[batch, yi, xi][:, None]
         ok = fit & (curve < 0)
