@@ -58,6 +58,9 @@ def _add_common(p: argparse.ArgumentParser, default_interval: int) -> None:
                    help="PatchNet's online template update rate: confident matches blend their template "
                         "towards the current frame by U (default: %(default)s = the key-frame template, as in "
                         "the paper)")
+    p.add_argument("--rigid-centre", action="store_true",
+                   help="PatchNet centres each carried box on the best whole-template placement near its "
+                        "peak cell instead of the regressed offsets (docs/design.md, \"Rigid centre\")")
     p.add_argument("--lookahead", action="store_true",
                    help="carry each frame's boxes from the nearer key frame, the later half of every gap "
                         "backwards: the same detector calls, boxes carried half as far; a frame's answer "
@@ -120,6 +123,10 @@ def _build(a: argparse.Namespace, classes=None):
         from .trackers.patchnet_tracker import load_pretrained_patchnet
 
         matcher = load_pretrained_patchnet("patchnet")
+        if a.rigid_centre:
+            from .matching import PatchMatcher
+
+            matcher = PatchMatcher(matcher, rigid_centre=True)
     return base, lambda: SkipFrameDetector(base, key_frame_interval=a.key_frame_interval, policy=a.policy,
                                            inter=a.inter, matcher=matcher, response_size=a.response_size,
                                            template_update=a.template_update if a.inter == "patchnet" else 0.0,
@@ -309,7 +316,7 @@ def cmd_benchmark_detection(a: argparse.Namespace) -> int:
         "config": {"detector": a.detector, "key_frame_interval": a.key_frame_interval, "inter": a.inter,
                    "policy": a.policy, "score_threshold": a.score_threshold, "class_id": a.class_id,
                    "response_size": a.response_size, "template_update": a.template_update,
-                   "lookahead": a.lookahead},
+                   "lookahead": a.lookahead, "rigid_centre": a.rigid_centre},
     }
     print(f"{a.detector} every {a.key_frame_interval} ({a.inter}): mAP@0.5 {result['map50']:.3f} "
           f"(per frame {per_frame['map50']:.3f}), mAP {result['map']:.3f}, {result['ms_per_frame']:.1f} ms/frame, "

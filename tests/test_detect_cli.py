@@ -108,6 +108,13 @@ def test_benchmark_detection_json(tud_dir, tmp_path):
     u = json.loads(upd.read_text())
     assert u["config"]["template_update"] == 0.25 and r["config"]["template_update"] == 0.0
     assert u["map50"] != r["map50"] or u["map"] != r["map"]  # the updated templates carried differently
+    rigid = tmp_path / "bench_rigid.json"
+    assert cli.main(["benchmark", "detection", "--data", str(tmp_path / "data"), "--key-frame-interval", "3",
+                     "--rigid-centre", "--max-frames", "10", "--json", str(rigid)]) == 0
+    c = json.loads(rigid.read_text())
+    assert c["config"]["rigid_centre"] and not r["config"]["rigid_centre"]
+    assert c["key_frames"] == r["key_frames"] and c["map50"] > 0.4
+    assert c["map50"] != r["map50"] or c["map"] != r["map"]  # the boxes were placed differently
 
 
 @pytest.mark.parametrize("argv, message", [
