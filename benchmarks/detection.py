@@ -428,7 +428,7 @@ def main(argv=None) -> int:
                         "beside it gives the config; default: the packaged weights)")
     p.add_argument("--rigid-centre", action="store_true",
                    help="the MOT grid's PatchNet rows place each box's centre at the best whole-template "
-                        "placement near the peak cell (docs/design.md, \"Rigid centre\")")
+                        "placement in the peak cell (docs/design.md, \"Rigid centre\")")
     a = p.parse_args(argv)
     tune_cpu_allocator()
     set_threads(a.threads)

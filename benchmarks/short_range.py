@@ -54,7 +54,7 @@ LABELS = {
     "hold": "hold (copy the box)",
     "patchnet-edge-follow": "PatchNet, edge follow (one more search where the peak is on the window's edge)",
     "ncc-edge-follow": "full-template NCC, edge follow (the same rule)",
-    "patchnet-rigid-centre": "PatchNet, rigid centre (the box centred on the best whole-template placement near the "
+    "patchnet-rigid-centre": "PatchNet, rigid centre (the box centred on the best whole-template placement in the "
                              "peak cell, `PatchMatcher(rigid_centre=True)`)",
 }
 
@@ -145,9 +145,9 @@ def to_markdown(result: dict, command: str, untrained: bool = False) -> str:
         "answer and keep it if its peak scores higher (`PatchMatcher(edge_follow=1)`, "
         "`NCCMatcher(edge_follow=1)`); every other row searches its window once. The rigid-centre row, "
         "last, is PatchNet's search with one change in the decoding: the box's centre is the best "
-        "placement of the whole template (patch correlations summed with the aggregation's weights, "
-        "no pooling) within the peak cell and a quarter cell around it, instead of the regressed "
-        "offsets (docs/design.md, \"Rigid centre\").",
+        "placement of the whole template within the peak cell (patch correlations summed with the "
+        "aggregation's weights, no pooling) instead of the regressed offsets (docs/design.md, "
+        "\"Rigid centre\").",
     ]
     for run in runs:
         lines += ["", f"## {window_title(run)}", "", _reach_line(run), ""] + _table(run)

@@ -59,7 +59,7 @@ def _add_common(p: argparse.ArgumentParser, default_interval: int) -> None:
                         "towards the current frame by U (default: %(default)s = the key-frame template, as in "
                         "the paper)")
     p.add_argument("--rigid-centre", action="store_true",
-                   help="PatchNet centres each carried box on the best whole-template placement near its "
+                   help="PatchNet centres each carried box on the best whole-template placement in its "
                         "peak cell instead of the regressed offsets (docs/design.md, \"Rigid centre\")")
     p.add_argument("--lookahead", action="store_true",
                    help="carry each frame's boxes from the nearer key frame, the later half of every gap "

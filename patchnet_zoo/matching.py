@@ -17,10 +17,6 @@ from .models.patchnet import PatchNet, decode_peak
 
 __all__ = ["Templates", "MatchResult", "PatchMatcher"]
 
-#: ``rigid_centre``: how far (correlation steps, a quarter of a cell) beyond its peak cell the rigid
-#: placement may lie
-RIGID_MARGIN = 2
-
 
 @dataclass
 class Templates:
@@ -63,10 +59,9 @@ class PatchMatcher:
             edge is often a target that has moved beyond the window; the next search has it in
             reach. Only those boxes are searched again, so the cost grows with how often it happens.
         rigid_centre: centre each box on the best placement of the whole template within the peak
-            cell and a quarter cell around it (the patch correlations summed with the aggregation's
-            weights, without its pooling; ``PatchNet.rigid_placement``) instead of the regressed
-            offsets, which recover only about half of a sub-cell shift; the size stays as regressed.
-            A small fixed cost per call, shared by the boxes of a batch (docs/design.md, "Rigid centre").
+            cell (the patch correlations summed with the aggregation's weights, without its pooling;
+            ``PatchNet.rigid_placement``) instead of the regressed offsets, which recover only about
+            half of a sub-cell shift; the size stays as regressed (docs/design.md, "Rigid centre").
     """
 
     def __init__(self, model: PatchNet, min_size: float = 2.0, response_size: int | None = None,
@@ -178,8 +173,7 @@ class PatchMatcher:
     def _search(self, filters: torch.Tensor, frame: torch.Tensor, cxcywh: torch.Tensor):
         """Boxes (x,y,w,h), confidences, peak cells and peak scores of one search per window ``cxcywh``."""
         crops = self._crop(frame, cxcywh, self.search_scale, self.model.search_size)
-        located = self.model.locate(filters, crops, select_alpha=self.select_alpha,
-                                    rigid_margin=RIGID_MARGIN if self.rigid_centre else None)
+        located = self.model.locate(filters, crops, select_alpha=self.select_alpha, rigid=self.rigid_centre)
         dec = decode_peak(located.score, located.best, located.offsets, cxcywh, centre_gain=self.centre_gain,
                           centre_shift=located.rigid_shift)
         return dec.boxes, dec.confidence, dec.cell, dec.peak

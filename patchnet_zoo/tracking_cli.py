@@ -92,7 +92,7 @@ def add_decoding_arguments(p: argparse.ArgumentParser) -> None:
                    help="more searches for a peak on the window's edge, each centred on the last answer "
                         "(default: %(default)s)")
     p.add_argument("--rigid-centre", action="store_true",
-                   help="place the box's centre at the best whole-template placement near the peak "
+                   help="place the box's centre at the best whole-template placement in the peak "
                         "cell instead of the regressed offsets (docs/design.md, \"Rigid centre\")")
 
 

@@ -238,7 +238,7 @@ def test_sharper_decoding_recovers_more_of_a_sub_cell_shift_on_real_video(data_r
 
 
 def test_rigid_centre_recovers_sub_cell_shifts_on_real_video(data_root):
-    """The rigid placement near the peak cell (docs/design.md, "Rigid centre") finds a quarter- or
+    """The rigid placement in the peak cell (docs/design.md, "Rigid centre") finds a quarter- or
     half-cell shift of real frames far better than the regression, which recovers about half of it."""
     from patchnet_zoo.registry import create_model
 

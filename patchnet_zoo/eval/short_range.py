@@ -95,7 +95,7 @@ BASELINE_METHODS = ("ncc", "kcf", "mosse", "hold")
 #: searches its window once.
 EDGE_FOLLOW_METHODS = ("patchnet-edge-follow", "ncc-edge-follow")
 #: PatchNet's weights and window with another decoding: the box centred on the best whole-template
-#: placement near the peak cell (``PatchMatcher(rigid_centre=True)``)
+#: placement in the peak cell (``PatchMatcher(rigid_centre=True)``)
 DECODING_METHODS = ("patchnet-rigid-centre",)
 METHODS = tuple(PATCHNET_VARIANTS) + BASELINE_METHODS + EDGE_FOLLOW_METHODS + DECODING_METHODS
 

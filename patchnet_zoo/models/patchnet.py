@@ -180,7 +180,7 @@ class PatchNet(
         return score, off[:, :, :, 0, :].permute(2, 3, 0, 1)
 
     def locate(self, filters: torch.Tensor, search: torch.Tensor, select_alpha: float | None = None,
-               rigid_margin: int | None = None) -> "Located":
+               rigid: bool = False) -> "Located":
         """Inference: the score map and the box offsets at its peak only.
 
         ``decode`` reads the offsets at one cell, and that cell's offsets depend on a small tree of
@@ -189,9 +189,8 @@ class PatchNet(
         pooling and the offsets are computed on the tree of the peak alone. Same numbers as
         ``match_filters`` at the peak, a fraction of the operations (tests check both).
         ``select_alpha`` replaces the learned soft-select temperatures of the offsets (None: keep).
-        ``rigid_margin`` (None: off) also returns ``rigid_shift``: the centre shift, in response
-        cells, of the best rigid placement of the whole template within the peak cell widened by
-        that many correlation steps (``rigid_placement``)."""
+        ``rigid`` also returns ``rigid_shift``: the centre shift, in response cells, of the best
+        rigid placement of the whole template within the peak cell (``rigid_placement``)."""
         self._check_crop(search, self.search_size, "search")
         if filters.shape[0] != search.shape[0]:
             raise ValueError(f"{filters.shape[0]} templates but {search.shape[0]} search crops")
@@ -214,69 +213,59 @@ class PatchNet(
         r = score.shape[-1]
         flat = best.cpu().numpy()
         peak = np.stack([flat // r, flat % r], 1)  # (B, 2) row, col
-        rigid = None if rigid_margin is None else self.rigid_placement(maps[0], peak, rigid_margin)
+        shift = self.rigid_placement(maps[0], peak) if rigid else None
         if not self.offset_convs:  # no box regression, or a single level (whose offsets are zero)
-            return Located(score, best, score.new_zeros(score.shape[0], 4), rigid)
-        return Located(score, best, self._offsets_on_tree(maps, peak, select_alpha), rigid)
+            return Located(score, best, score.new_zeros(score.shape[0], 4), shift)
+        return Located(score, best, self._offsets_on_tree(maps, peak, select_alpha), shift)
 
-    def rigid_placement(self, first: torch.Tensor, peak: np.ndarray, margin: int = 2) -> torch.Tensor:
-        """Centre shift (B, 2) (dx, dy) in response cells of the best rigid template placement near
+    def rigid_placement(self, first: torch.Tensor, peak: np.ndarray) -> torch.Tensor:
+        """Centre shift (B, 2) (dx, dy) in response cells of the best rigid template placement in
         each box's peak cell.
 
         The pooled score lets every group of patches settle at its own spot within a cell, which
-        makes it robust to deformation but leaves the box's position within the cell to the
-        regression. Summing the patch correlations with every patch at its place in the template
-        (the aggregation's weights multiplied along each patch's path, no pooling) scores whole-
-        template placements one correlation step apart. The best of the placements pooled into the
-        peak cell, widened by ``margin`` steps on each side, refined by a parabola through its
-        neighbours, gives the centre. ``first``: the first aggregation level's output before its
-        pooling (the rigid sums of 2x2 patch blocks), (H, W, B, P) in tap-major order (``locate``)."""
+        makes it robust to deformation (and good at picking the cell) but leaves the box's position
+        within the cell to the regression. Summing the patch correlations with every patch at its
+        place in the template (the aggregation's weights multiplied along each patch's path, no
+        pooling) scores whole-template placements one correlation step apart. The placements pooled
+        into the peak cell are exactly the first level's nodes of the peak's tree, so this is one
+        gather of them and one small matrix product; the best placement, refined by a parabola
+        where it has neighbours in the cell, gives the centre. ``first``: the first aggregation
+        level's output before its pooling, (H, W, B, P) in tap-major order (``locate``)."""
         g = self.geometry
-        h, w, b, c = first.shape
-        weights, channel_rows, channel_cols = self._rigid_arrays()
-        n = h - int(channel_rows.max())  # placements per axis
-        pooled = 1 << (g.levels - 1)  # placements pooled into one response cell per axis
-        span = pooled + 2 * margin + 2  # the allowed placements and one more each side for the fit
-        # a few hundred numbers per box: plain numpy, few calls (each costs microseconds here)
-        steps = np.arange(span)
-        lo = np.minimum(np.maximum(peak * pooled - (margin + 1), 0), max(n - span, 0))  # (B, 2)
-        idx = np.minimum(lo[:, :, None] + steps, n - 1)  # (B, 2, span) placement rows, cols
-        rows, cols = idx[:, 0], idx[:, 1]
-        # one flat gather: ((row * W + col) * B + batch) * C + channel, each channel shifted to its block
-        base = ((rows[:, :, None] * w + cols[:, None, :]) * b + np.arange(b)[:, None, None]) * c
-        rigid = _take_flat(first, base[..., None] + ((channel_rows * w + channel_cols) * (b * c) + np.arange(c)))
-        rigid = rigid @ weights  # (B, span, span)
-        # placements pooled into the peak cell, widened by ``margin`` on each side
-        near = np.abs(idx - (peak * pooled + (pooled - 1) / 2)[:, :, None]) <= (pooled - 1) / 2 + margin
-        masked = np.where(near[:, 0, :, None] & near[:, 1, None, :], rigid, -np.inf).reshape(b, -1)
-        yi, xi = np.divmod(masked.argmax(1), span)
-        batch = np.arange(b)
-        pos = np.stack([rows[batch, yi], cols[batch, xi]], 1).astype(np.float32)  # (B, 2) row, col
-        # a parabola through the peak's neighbours, where both are placements inside the window
-        at = np.stack([yi, xi], 1)
-        fit = (at > 0) & (at < span - 1) & (pos > 0) & (pos < n - 1)
-        ny = np.minimum(np.maximum(yi[:, None] + np.array([[-1, 1, 0, 0]]), 0), span - 1)
-        nx = np.minimum(np.maximum(xi[:, None] + np.array([[0, 0, -1, 1]]), 0), span - 1)
-        nb = rigid[batch[:, None], ny, nx].reshape(b, 2, 2)  # (B, axis, before | after)
-        curve = nb[:, :, 0] + nb[:, :, 1] - 2 * rigid[batch, yi, xi][:, None]
-        ok = fit & (curve < 0)
-        step = 0.5 * (nb[:, :, 0] - nb[:, :, 1]) / np.where(ok, curve, -1.0)
-        pos += np.where(ok, np.clip(step, -0.5, 0.5), 0).astype(np.float32)
+        _, w, b, c = first.shape
+        matrix, node_rows, node_cols, node_channels = self._rigid_arrays()
+        pooled = 1 << (g.levels - 1)  # placements per cell and axis
+        # flat index into first: ((row * W + col) * B + batch) * C + channel, rows from pooled * peak
+        base = ((peak[:, 0] * (pooled * w) + peak[:, 1] * pooled) * b + np.arange(b)) * c
+        values = _take_flat(first, base[:, None] + ((node_rows * w + node_cols) * (b * c) + node_channels))
+        rigid = (values @ matrix).reshape(b, pooled, pooled)  # (B, row, col) placements in the cell
+        yi, xi = np.divmod(rigid.reshape(b, -1).argmax(1), pooled)
+        at = np.stack([yi, xi], 1)  # (B, 2)
+        batch = np.arange(b)[:, None]
+        last = pooled - 1
+        ny = np.minimum(np.maximum(yi[:, None] + np.array([[-1, 1, 0, 0]]), 0), last)
+        nx = np.minimum(np.maximum(xi[:, None] + np.array([[0, 0, -1, 1]]), 0), last)
+        around = rigid[batch, ny, nx].reshape(b, 2, 2)  # (B, axis, before | after)
+        curve = around[:, :, 0] + around[:, :, 1] - 2 * rigid[batch[:, 0], yi, xi][:, None]
+        ok = (at > 0) & (at < last) & (curve < 0)  # a parabola where both neighbours are in the cell
+        step = np.where(ok, 0.5 * (around[:, :, 0] - around[:, :, 1]) / np.where(ok, curve, -1.0), 0.0)
+        pos = peak * pooled + at + step  # (B, 2) placement row, col in correlation steps
         # placement (top-left patch at this correlation row/col) -> template centre vs crop centre
         shift_px = g.corr_stride * pos + ((g.template_size - 1) / 2 - (g.search_size - 1) / 2)
-        out = shift_px[:, ::-1] * np.float32(g.patches_per_side / g.template_size)  # (dx, dy) in cells
+        out = shift_px[:, ::-1] * (g.patches_per_side / g.template_size)  # (dx, dy) in cells
         return torch.from_numpy(np.ascontiguousarray(out, dtype=np.float32)).to(first.device)
 
-    def _rigid_arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Per first-level block (tap-major order): the product of the aggregation weights above the
-        first level on its path to the root, and its (row, col) offset in correlation steps."""
+    def _rigid_arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The first level's nodes of the peak tree as (row, col, channel) offsets, and the
+        (nodes, placements) matrix that sums each placement's blocks, each weighted by the product
+        of the aggregation weights above the first level on its path to the root."""
         params = [conv.weight for conv in self.score_convs]
         key = parameters_key(*params)
         cached = self.__dict__.get("_rigid_cache")
         if cached is not None and cached[0] == key:
             return cached[1]
         side = self.geometry.patches_per_side // 2  # blocks per side after the first level
-        block = self.score_convs[0].parent_order.cpu().numpy()  # tap-major -> row-major block
+        block = self.score_convs[0].parent_order.cpu().numpy()  # tap-major channel -> row-major block
         br, bc = np.divmod(block, side)
         weights = np.ones(len(block), np.float32)
         with torch.no_grad():
@@ -285,8 +274,15 @@ class PatchNet(
                 wt = self.score_convs[level].weight.detach().cpu().numpy()
                 r, c = br >> (level - 1), bc >> (level - 1)
                 weights *= wt[(r // 2) * (children // 2) + c // 2, (r % 2) * 2 + c % 2]
+        nodes = self.peak_nodes_0.cpu().numpy()  # (n, 3) channel, row, col from pooled * peak
+        channel, rows, cols = nodes[:, 0], nodes[:, 1], nodes[:, 2]
         step = 2 * TAP_SPACING  # one block = two patches = 8 correlation steps
-        arrays = (weights, (step * br).astype(np.int64), (step * bc).astype(np.int64))
+        pooled = 1 << (self.geometry.levels - 1)
+        place_r, place_c = rows - step * br[channel], cols - step * bc[channel]
+        assert ((place_r >= 0) & (place_r < pooled) & (place_c >= 0) & (place_c < pooled)).all()
+        matrix = np.zeros((len(nodes), pooled * pooled), np.float32)
+        matrix[np.arange(len(nodes)), place_r * pooled + place_c] = weights[channel]
+        arrays = (matrix, rows.astype(np.int64), cols.astype(np.int64), channel.astype(np.int64))
         self.__dict__["_rigid_cache"] = (key, arrays)
         return arrays
 
@@ -459,7 +455,7 @@ class Located:
     score: torch.Tensor  # (B, 1, R, R)
     best: torch.Tensor  # (B,) flat index of the peak
     offsets: torch.Tensor  # (B, 4) x_min, y_min, x_max, y_max offsets at the peak, in cells
-    rigid_shift: torch.Tensor | None = None  # (B, 2) rigid centre shift in cells (``rigid_margin``)
+    rigid_shift: torch.Tensor | None = None  # (B, 2) rigid centre shift in cells (``locate(rigid=True)``)
 
 
 @dataclass
