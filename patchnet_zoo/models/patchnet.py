@@ -213,12 +213,23 @@ class PatchNet(
         r = score.shape[-1]
         flat = best.cpu().numpy()
         peak = np.stack([flat // r, flat % r], 1)  # (B, 2) row, col
-        shift = self.rigid_placement(maps[0], peak) if rigid else None
+        first_nodes = self._first_level_nodes(maps[0], peak) if rigid else None
+        shift = self.rigid_placement(first_nodes, peak).to(score.device) if rigid else None
         if not self.offset_convs:  # no box regression, or a single level (whose offsets are zero)
             return Located(score, best, score.new_zeros(score.shape[0], 4), shift)
-        return Located(score, best, self._offsets_on_tree(maps, peak, select_alpha), shift)
+        return Located(score, best, self._offsets_on_tree(maps, peak, select_alpha, first_nodes), shift)
 
-    def rigid_placement(self, first: torch.Tensor, peak: np.ndarray) -> torch.Tensor:
+    def _first_level_nodes(self, first: torch.Tensor, peak: np.ndarray) -> np.ndarray:
+        """(B, n) values of the first aggregation level's output (H, W, B, C) at the first-level
+        nodes of each peak's tree (``peak_nodes_0`` order), in one flat gather."""
+        _, w, b, c = first.shape
+        rows, cols, channels = self._rigid_arrays()[1:]
+        pooled = 1 << (self.geometry.levels - 1)  # first-level rows per response cell
+        # flat index: ((row * W + col) * B + batch) * C + channel, rows counted from pooled * peak
+        base = ((peak[:, 0] * (pooled * w) + peak[:, 1] * pooled) * b + np.arange(b)) * c
+        return _take_flat(first, base[:, None] + ((rows * w + cols) * (b * c) + channels))
+
+    def rigid_placement(self, first_nodes: np.ndarray, peak: np.ndarray) -> torch.Tensor:
         """Centre shift (B, 2) (dx, dy) in response cells of the best rigid template placement in
         each box's peak cell.
 
@@ -227,18 +238,14 @@ class PatchNet(
         within the cell to the regression. Summing the patch correlations with every patch at its
         place in the template (the aggregation's weights multiplied along each patch's path, no
         pooling) scores whole-template placements one correlation step apart. The placements pooled
-        into the peak cell are exactly the first level's nodes of the peak's tree, so this is one
-        gather of them and one small matrix product; the best placement, refined by a parabola
-        where it has neighbours in the cell, gives the centre. ``first``: the first aggregation
-        level's output before its pooling, (H, W, B, P) in tap-major order (``locate``)."""
+        into the peak cell are exactly the first level's nodes of the peak's tree: their values
+        (``first_nodes``, from ``_first_level_nodes``; the offsets read the same ones) and one small
+        matrix product give every placement's sum. The best placement, refined by a parabola where
+        it has neighbours in the cell, gives the centre."""
         g = self.geometry
-        _, w, b, c = first.shape
-        matrix, node_rows, node_cols, node_channels = self._rigid_arrays()
+        b = first_nodes.shape[0]
         pooled = 1 << (g.levels - 1)  # placements per cell and axis
-        # flat index into first: ((row * W + col) * B + batch) * C + channel, rows from pooled * peak
-        base = ((peak[:, 0] * (pooled * w) + peak[:, 1] * pooled) * b + np.arange(b)) * c
-        values = _take_flat(first, base[:, None] + ((node_rows * w + node_cols) * (b * c) + node_channels))
-        rigid = (values @ matrix).reshape(b, pooled, pooled)  # (B, row, col) placements in the cell
+        rigid = (first_nodes @ self._rigid_arrays()[0]).reshape(b, pooled, pooled)  # (B, row, col)
         yi, xi = np.divmod(rigid.reshape(b, -1).argmax(1), pooled)
         at = np.stack([yi, xi], 1)  # (B, 2)
         batch = np.arange(b)[:, None]
@@ -253,7 +260,7 @@ class PatchNet(
         # placement (top-left patch at this correlation row/col) -> template centre vs crop centre
         shift_px = g.corr_stride * pos + ((g.template_size - 1) / 2 - (g.search_size - 1) / 2)
         out = shift_px[:, ::-1] * (g.patches_per_side / g.template_size)  # (dx, dy) in cells
-        return torch.from_numpy(np.ascontiguousarray(out, dtype=np.float32)).to(first.device)
+        return torch.from_numpy(np.ascontiguousarray(out, dtype=np.float32))
 
     def _rigid_arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """The first level's nodes of the peak tree as (row, col, channel) offsets, and the
@@ -286,12 +293,13 @@ class PatchNet(
         self.__dict__["_rigid_cache"] = (key, arrays)
         return arrays
 
-    def _offsets_on_tree(self, maps: list[torch.Tensor], peak: np.ndarray,
-                         select_alpha: float | None = None) -> torch.Tensor:
+    def _offsets_on_tree(self, maps: list[torch.Tensor], peak: np.ndarray, select_alpha: float | None = None,
+                         first_nodes: np.ndarray | None = None) -> torch.Tensor:
         """Box offsets (B, 4) at ``peak`` ((B, 2) row, col of the last level), bottom-up over the peak tree.
 
         A few hundred numbers per box: numpy does the gathers, soft selections and merges without
-        torch's per-operation cost (the same float32 arithmetic, to rounding)."""
+        torch's per-operation cost (the same float32 arithmetic, to rounding). ``first_nodes``: the
+        first level's values at the tree's nodes, if already gathered (``_first_level_nodes``)."""
         levels = len(maps)
         b = peak.shape[0]
         batch = np.arange(b)
@@ -310,8 +318,10 @@ class PatchNet(
             scale = 1 << (levels - 1 - level)
             # flat index into a: ((row * W + col) * B + batch) * C + channel
             base = ((peak[:, 0] * (scale * w) + peak[:, 1] * scale) * b + batch) * c  # (B,)
-            flat = base[:, None] + tree.node_offsets(level, w, b * c)
-            values = _take_flat(a, flat)
+            if level == 0 and first_nodes is not None:
+                values = first_nodes
+            else:
+                values = _take_flat(a, base[:, None] + tree.node_offsets(level, w, b * c))
             alpha = tree.alphas[level] if select_alpha is None else np.float32(select_alpha)
             sel = _softmax_last(values.reshape(b, -1, 4) * alpha)  # (B, parents, 4 windows)
             window_bias = tree.window_biases[level]  # (window, coord)
