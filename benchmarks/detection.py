@@ -98,8 +98,8 @@ def _factory(detector, n: int, method: str, matcher=None, k4_matcher=None):
 
 def shared_matcher(frame: np.ndarray, arch: str = "patchnet", weights: str | None = None, **decoding):
     """One pretrained PatchMatcher for every run (``weights``: a local safetensors file instead of
-    the packaged one; ``decoding``: ``PatchMatcher`` options), warmed up outside the clock (the first match of a process pays one-off
-    set-up costs of several seconds)."""
+    the packaged one; ``decoding``: ``PatchMatcher`` options), warmed up outside the clock (the
+    first match of a process pays one-off set-up costs of several seconds)."""
     from patchnet_zoo.matching import PatchMatcher
     from patchnet_zoo.registry import create_model
     from patchnet_zoo.trackers.patchnet_tracker import load_pretrained_patchnet
@@ -446,8 +446,9 @@ def main(argv=None) -> int:
     # the quick parts first; the MOT grid (one OpenCV KCF per box) takes longest
     res["effdet"] = run_effdet(data, a.quick) if "effdet" not in a.skip else None
     res["vid"] = run_vid(data, a.intervals, a.methods, a.quick) if "vid" not in a.skip else None
-    res["mot"] = run_mot(data, a.intervals, a.methods, a.extra, a.quick, a.weights,
-                                {"rigid_centre": True} if a.rigid_centre else None) if "mot" not in a.skip else None
+    decoding = {"rigid_centre": True} if a.rigid_centre else None
+    res["mot"] = (run_mot(data, a.intervals, a.methods, a.extra, a.quick, a.weights, decoding)
+                  if "mot" not in a.skip else None)
     models = {}
     if res["mot"]:
         models["FastestDet (MOT, measured)"] = (res["mot"]["fastestdet_gmacs"], res["mot"]["objects_per_frame"])

@@ -119,6 +119,7 @@ def training_metrics(ckpt_path: str | Path) -> dict[str, Any]:
         return {}
     with path.open(newline="") as f:
         rows = list(csv.DictReader(f))
+
     def last_row(key: str) -> dict | None:
         return next((r for r in reversed(rows) if r.get(key)), None)
 
