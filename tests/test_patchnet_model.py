@@ -18,6 +18,8 @@ VARIANTS = [
     {"response_size": 11},
     {"input_mean": "box"},
     {"input_mean": "box", "patch_size": 4, "response_size": 9},
+    {"patch_norm": "zero_mean"},
+    {"patch_norm": "zero_mean", "fourier": False, "patch_size": 4, "response_size": 9},
 ]
 
 
@@ -151,10 +153,15 @@ def test_flops_match_the_paper():
     assert r["macs_sparse"] < r["macs"]
     pa = count_patchnet_flops(PatchNet(fourier=False, box_regression=False))
     assert abs(pa["macs"] - 44.2e6) / 44.2e6 < 0.03  # Table 5, Patch Aggregation
+    zm = count_patchnet_flops(PatchNet(patch_norm="zero_mean"))  # + the window sums of each channel
+    assert zm["breakdown"]["window_energy"] == 4 * r["breakdown"]["window_energy"]
+    assert zm["macs"] - r["macs"] == 3 * r["breakdown"]["window_energy"]
+    assert abs(zm["macs"] - 57.7e6) / 57.7e6 < 0.03
 
 
 def test_bad_constructor_arguments():
-    for kw in ({"patch_size": 6}, {"patches_per_side": 6}, {"response_size": 6}, {"input_mean": "frame"}):
+    for kw in ({"patch_size": 6}, {"patches_per_side": 6}, {"response_size": 6}, {"input_mean": "frame"},
+               {"patch_norm": "zncc"}):
         with pytest.raises(ValueError):
             PatchNet(**kw)
 
@@ -215,7 +222,8 @@ def test_fourier_reweighting_matrix_is_the_fft_map_and_follows_training():
         torch.testing.assert_close(fr(x), fr._reweight(x), rtol=1e-4, atol=1e-4)
 
 
-@pytest.mark.parametrize("kw", [{}, {"patch_size": 4}, {"patch_size": 12}, {"patch_size": 16}, {"response_size": 13}])
+@pytest.mark.parametrize("kw", [{}, {"patch_size": 4}, {"patch_size": 12}, {"patch_size": 16}, {"response_size": 13},
+                                {"patch_norm": "zero_mean"}, {"patch_norm": "zero_mean", "patch_size": 12}])
 def test_inference_path_equals_the_training_path(kw):
     """Inference sums window energies by doubling and weights score taps in one pass; training keeps
     the operations the shipped weights were trained with. Both must give the same maps."""
@@ -297,11 +305,12 @@ def test_select_alpha_overrides_the_learned_temperatures_and_centre_gain_scales_
     torch.testing.assert_close(gained.confidence, plain.confidence)
 
 
-def test_box_centring_keeps_the_match_of_a_dark_video(data_root):
+@pytest.mark.parametrize("fix", [{"input_mean": "box"}, {"patch_norm": "zero_mean"}], ids=["box-mean", "zero-mean"])
+def test_centring_keeps_the_match_of_a_dark_video(data_root, fix):
     """Real frames, darkened to a third of their brightness: with the paper's fixed mean every crop
     sits far below it, one constant dominates every patch correlation and the score map goes flat;
-    centred on the box's own mean colour, the map keeps its shape (only its scale changes, as the
-    template's contrast does)."""
+    centred on the box's own mean colour, or with every patch correlation taken about its own
+    means, the map keeps its shape (only its scale changes, as the template's contrast does)."""
     import numpy as np
 
     from patchnet_zoo.data.readers import read_folder_sequence
@@ -310,8 +319,8 @@ def test_box_centring_keeps_the_match_of_a_dark_video(data_root):
     seq = read_folder_sequence(data_root / "sot" / "boat5")
     c = xywh_to_cxcywh(torch.as_tensor(np.asarray(seq.boxes[0], dtype=np.float32)).view(1, 4))
     results = {}
-    for mean in ("dataset", "box"):
-        m = _perturbed(input_mean=mean).eval()
+    for name, kw in (("dataset", {}), ("fixed", fix)):
+        m = _perturbed(**kw).eval()
         fill = m.pixel_mean.view(3)
         per_gain = {}
         for gain in (1.0, 1 / 3):
@@ -323,9 +332,42 @@ def test_box_centring_keeps_the_match_of_a_dark_video(data_root):
             with torch.inference_mode():
                 score, _ = m(*crops)
             per_gain[gain] = score.flatten()
-        results[mean] = per_gain
-    box = results["box"]
-    torch.testing.assert_close(box[1 / 3], box[1.0] / 3, rtol=1e-3, atol=1e-4)  # same map, a third the scale
+        results[name] = per_gain
+    fixed = results["fixed"]
+    torch.testing.assert_close(fixed[1 / 3], fixed[1.0] / 3, rtol=1e-3, atol=1e-4)  # same map, a third the scale
     dataset = results["dataset"]
     spread = {g: float((v.max() - v.min()) / v.abs().max()) for g, v in dataset.items()}
     assert spread[1 / 3] < 0.5 * spread[1.0]  # the paper's centring flattens the darkened map
+
+
+def test_zero_mean_patches_ignore_a_colour_offset_of_either_crop(data_root):
+    """A zero-mean patch correlation sees texture, not colour: adding a constant colour to the
+    template or the search crop of real frames leaves the score map and the offsets as they were
+    (the paper's normalisation does not: its map changes)."""
+    import numpy as np
+
+    from patchnet_zoo.data.readers import read_folder_sequence
+    from patchnet_zoo.geometry import crop_windows, xywh_to_cxcywh
+
+    seq = read_folder_sequence(data_root / "sot" / "bag")
+    c = xywh_to_cxcywh(torch.as_tensor(np.asarray(seq.boxes[0], dtype=np.float32)).view(1, 4))
+    shift = torch.tensor([40.0, -25.0, 60.0]).view(1, 3, 1, 1)
+    changed = {}
+    for norm in ("energy", "zero_mean"):
+        m = _perturbed(patch_norm=norm).eval()
+        fill = m.pixel_mean.view(3)
+        crops = []
+        for t in (0, 5):
+            frame = torch.from_numpy(np.ascontiguousarray(seq.frame(t))).permute(2, 0, 1).float()
+            scale, size = (1.0, m.template_size) if t == 0 else (m.geometry.search_scale, m.search_size)
+            crops.append(crop_windows(frame, c[:, :2], c[:, 2:] * scale, size, fill))
+        t, s = crops
+        with torch.inference_mode():
+            base = m(t, s)
+            moved = [m(t + shift, s), m(t, s - shift)]
+        if norm == "zero_mean":
+            for score, off in moved:
+                torch.testing.assert_close(score, base[0], rtol=1e-3, atol=1e-5)
+                torch.testing.assert_close(off, base[1], rtol=1e-3, atol=1e-4)
+        changed[norm] = max(float((score - base[0]).abs().max()) for score, _ in moved)
+    assert changed["energy"] > 100 * changed["zero_mean"]

@@ -10,13 +10,14 @@ from patchnet_zoo import cli
 
 RECIPES = Path(__file__).resolve().parents[1] / "recipes"
 OVERLAYS = sorted(p.name for p in RECIPES.glob("patchnet_*.yaml"))
-EXPECTED = {  # (fourier, box_regression, patch size, input mean) each recipe must produce
-    "patchnet.yaml": (True, True, 8, "dataset"),
-    "patchnet_box_centred.yaml": (True, True, 8, "box"),
-    "patchnet_patch_aggregation.yaml": (False, False, 8, "dataset"),
-    "patchnet_no_fourier.yaml": (False, True, 8, "dataset"),
-    "patchnet_no_box_regression.yaml": (True, False, 8, "dataset"),
-    "patchnet_k4.yaml": (True, True, 4, "dataset"),
+EXPECTED = {  # (fourier, box_regression, patch size, input mean, patch norm) each recipe must produce
+    "patchnet.yaml": (True, True, 8, "dataset", "energy"),
+    "patchnet_box_centred.yaml": (True, True, 8, "box", "energy"),
+    "patchnet_patch_aggregation.yaml": (False, False, 8, "dataset", "energy"),
+    "patchnet_no_fourier.yaml": (False, True, 8, "dataset", "energy"),
+    "patchnet_no_box_regression.yaml": (True, False, 8, "dataset", "energy"),
+    "patchnet_k4.yaml": (True, True, 4, "dataset", "energy"),
+    "patchnet_zero_mean.yaml": (True, True, 8, "dataset", "zero_mean"),
 }
 
 
@@ -48,7 +49,7 @@ def test_recipe_fast_dev_run(overlay, data_root, tmp_path, monkeypatch):
     assert trainer.state.finished and trainer.global_step == 1
     assert Path(lcli.datamodule.root) == data_root
     g = task.model.geometry
-    got = (task.model.fourier, task.model.box_regression, g.patch_size, task.model.input_mean)
+    got = (task.model.fourier, task.model.box_regression, g.patch_size, task.model.input_mean, task.model.patch_norm)
     assert got == EXPECTED[overlay or "patchnet.yaml"]
     assert lcli.datamodule.geometry == g  # the crops fit the model
     assert (task.model.offset_convs is not None) == task.model.box_regression

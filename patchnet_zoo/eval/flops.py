@@ -81,7 +81,8 @@ def count_patchnet_flops(model: PatchNet) -> dict:
     fft = sum(v for k, v in by_op.items() if "fft" in k)
     conv = sum(v for k, v in by_op.items() if "convolution" in k)
     corr = g.patches_per_side ** 2 * 3 * g.patch_size ** 2 * g.corr_size ** 2
-    energy = g.patch_size ** 2 * g.corr_size ** 2  # the ones-kernel window sum of x^2
+    # the ones-kernel window sum of x^2 (and, for zero-mean patches, of each of the 3 channels)
+    energy = g.patch_size ** 2 * g.corr_size ** 2 * (4 if model.patch_norm == "zero_mean" else 1)
     coef = (2 * g.patch_size * (g.patch_size // 2 + 1) * 3 * g.patches_per_side ** 2) if model.fourier else 0
     pools = _pool_macs(model)
     aggregation_dense = conv - corr - energy

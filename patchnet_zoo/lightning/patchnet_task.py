@@ -20,14 +20,14 @@ class PatchNetTask(pl.LightningModule):
     def __init__(self, patch_size: int = 8, patches_per_side: int = 8, response_size: int = 7,
                  fourier: bool = True, box_regression: bool = True, lr: float = 1e-3,
                  weight_decay: float = 5e-4, miss_iou: float = 0.7, lr_schedule: str = "constant",
-                 input_mean: str = "dataset"):
+                 input_mean: str = "dataset", patch_norm: str = "energy"):
         super().__init__()
         if lr_schedule not in ("constant", "cosine"):
             raise ValueError(f"lr_schedule must be 'constant' or 'cosine', got {lr_schedule!r}")
         self.save_hyperparameters()
         self.model = PatchNet(patch_size=patch_size, patches_per_side=patches_per_side,
                               response_size=response_size, fourier=fourier, box_regression=box_regression,
-                              input_mean=input_mean)
+                              input_mean=input_mean, patch_norm=patch_norm)
 
     def forward(self, template, search):
         return self.model(template, search)

@@ -99,12 +99,19 @@ class PatchCorrelation(nn.Module):
 
     Output (B, N^2, M, M). The search side is normalised by its local energy:
     ``0.01 * <w, x> / sqrt(sum x^2 over the window + eps)``, with ``eps`` one tenth of the standard
-    deviation of the window energies of that sample, plus 1e-9.
+    deviation of the window energies of that sample, plus 1e-9 (the paper).
+
+    ``zero_mean``: every filter loses its per-channel mean (after the Fourier reweighting) and the
+    energy is taken about each window's per-channel mean, so each patch correlation is a local
+    zero-mean normalised cross-correlation: a patch's flat colour no longer correlates with every
+    window alike (docs/design.md, "Zero-mean patches").
     """
 
-    def __init__(self, patch_size: int, patches_per_side: int, stride: int, fourier: bool):
+    def __init__(self, patch_size: int, patches_per_side: int, stride: int, fourier: bool,
+                 zero_mean: bool = False):
         super().__init__()
         self.k, self.n, self.stride = patch_size, patches_per_side, stride
+        self.zero_mean = zero_mean
         self.fourier = FourierReweighting(patch_size) if fourier else None
 
     def filters(self, template: torch.Tensor, order: torch.Tensor | None = None, fft: bool = False) -> torch.Tensor:
@@ -116,9 +123,9 @@ class PatchCorrelation(nn.Module):
         p = template.reshape(b, c, n, k, n, k).permute(0, 2, 4, 1, 3, 5).reshape(b, n * n, c, k, k)
         if order is not None:
             p = p[:, order]
-        if self.fourier is None:
-            return p
-        return self.fourier._reweight(p) if fft else self.fourier(p)
+        if self.fourier is not None:
+            p = self.fourier._reweight(p) if fft else self.fourier(p)
+        return p - p.mean((-2, -1), keepdim=True) if self.zero_mean else p
 
     def forward(self, filters: torch.Tensor, search: torch.Tensor) -> torch.Tensor:
         """Returns the normalised correlation in (H, W, B, N^2) layout: that is how the grouped
@@ -130,7 +137,7 @@ class PatchCorrelation(nn.Module):
         corr = F.conv2d(x, w, stride=self.stride, groups=b)[0]  # (B*P, H, W), memory (H, W, B*P)
         h, wd = corr.shape[-2:]
         corr = corr.permute(1, 2, 0).reshape(h, wd, b, p)
-        energy = window_energy(search, k, self.stride)  # (B, 1, H, W)
+        energy = window_energy(search, k, self.stride, self.zero_mean)  # (B, 1, H, W)
         eps = 0.1 * energy.flatten(1).std(1).view(b, 1, 1, 1) + 1e-9
         if torch.is_grad_enabled():
             scale = (0.01 * torch.rsqrt(energy + eps)).permute(2, 3, 0, 1).contiguous()  # (H, W, B, 1)
@@ -140,28 +147,39 @@ class PatchCorrelation(nn.Module):
         return corr.mul_(scale)
 
 
-def window_energy(x: torch.Tensor, k: int, stride: int) -> torch.Tensor:
-    """Sum of squares of (B, C, S, S) over every k x k window at ``stride``, as (B, 1, H, W).
+def window_energy(x: torch.Tensor, k: int, stride: int, about_mean: bool = False) -> torch.Tensor:
+    """Sum of squares of (B, C, S, S) over every k x k window at ``stride``, as (B, 1, H, W);
+    ``about_mean``: about each window's per-channel mean (``sum x^2 - sum_c (sum x_c)^2 / k^2``,
+    clamped at zero against rounding)."""
+    sq = x.pow(2).sum(1, keepdim=True)
+    planes = torch.cat([sq, x], 1) if about_mean else sq
+    sums = window_sums(planes, k, stride)
+    if not about_mean:
+        return sums
+    return (sums[:, :1] - sums[:, 1:].pow(2).sum(1, keepdim=True) / (k * k)).clamp_min(0)
+
+
+def window_sums(x: torch.Tensor, k: int, stride: int) -> torch.Tensor:
+    """Sum of every plane of (B, C, S, S) over every k x k window at ``stride``: (B, C, H, W).
 
     Training keeps the average pooling the shipped weights were trained with (bit for bit). At
     inference a power-of-two window is summed by doubling, one shifted add per halving along each
     axis, several times faster than average pooling over many planes on CPU; same values to float
     rounding (tests check both)."""
-    sq = x.pow(2).sum(1, keepdim=True)
     if torch.is_grad_enabled() or k < 2 or k & (k - 1):  # doubling needs a power-of-two window of 2+
-        return F.avg_pool2d(sq, k, stride) * (k * k)
+        return F.avg_pool2d(x, k, stride) * (k * k)
     for axis in (2, 3):
         span = 1
         while span < k // 2:
-            sq = sq.narrow(axis, 0, sq.shape[axis] - span) + sq.narrow(axis, span, sq.shape[axis] - span)
+            x = x.narrow(axis, 0, x.shape[axis] - span) + x.narrow(axis, span, x.shape[axis] - span)
             span *= 2
-        n = (sq.shape[axis] - span - 1) // stride + 1  # windows of 2 * span = k along this axis
+        n = (x.shape[axis] - span - 1) // stride + 1  # windows of 2 * span = k along this axis
         idx = [slice(None)] * 4
         idx[axis] = slice(0, (n - 1) * stride + 1, stride)
-        first = sq[tuple(idx)]
+        first = x[tuple(idx)]
         idx[axis] = slice(span, span + (n - 1) * stride + 1, stride)
-        sq = first + sq[tuple(idx)]
-    return sq
+        x = first + x[tuple(idx)]
+    return x
 
 
 class SparseScoreConv(nn.Module):

@@ -35,6 +35,7 @@ from .layers import (TAP_SPACING, TAPS, PatchCorrelation, SoftSelectPool, Sparse
 
 IMAGENET_MEAN_255 = (123.675, 116.28, 103.53)
 INPUT_MEANS = ("dataset", "box")
+PATCH_NORMS = ("energy", "zero_mean")
 
 
 @dataclass(frozen=True)
@@ -103,6 +104,10 @@ class PatchNet(
             crop), so that a scene much darker or brighter than ``pixel_mean`` does not drown every
             patch correlation in one constant and flatten the score map (docs/design.md,
             "Centring the crops").
+        patch_norm: how each patch correlation is normalised. ``"energy"`` (default, the paper):
+            by the search window's energy only. ``"zero_mean"``: filters and windows also lose
+            their per-channel means, so every patch correlation is a local zero-mean normalised
+            cross-correlation, blind to a patch's flat colour (docs/design.md, "Zero-mean patches").
     """
 
     def __init__(
@@ -114,10 +119,13 @@ class PatchNet(
         box_regression: bool = True,
         pixel_mean: tuple[float, float, float] = IMAGENET_MEAN_255,
         input_mean: str = "dataset",
+        patch_norm: str = "energy",
     ):
         super().__init__()
         if input_mean not in INPUT_MEANS:
             raise ValueError(f"input_mean must be one of {INPUT_MEANS}, got {input_mean!r}")
+        if patch_norm not in PATCH_NORMS:
+            raise ValueError(f"patch_norm must be one of {PATCH_NORMS}, got {patch_norm!r}")
         if patch_size < 4 or patch_size % 4:
             raise ValueError(f"patch_size must be a positive multiple of 4, got {patch_size}")
         if patches_per_side < 2 or patches_per_side & (patches_per_side - 1):
@@ -128,9 +136,11 @@ class PatchNet(
         self.fourier = fourier
         self.box_regression = box_regression
         self.input_mean = input_mean
+        self.patch_norm = patch_norm
         self.register_buffer("pixel_mean", torch.tensor(pixel_mean, dtype=torch.float32).view(1, 3, 1, 1))
         g = self.geometry
-        self.correlation = PatchCorrelation(patch_size, patches_per_side, g.corr_stride, fourier)
+        self.correlation = PatchCorrelation(patch_size, patches_per_side, g.corr_stride, fourier,
+                                            zero_mean=patch_norm == "zero_mean")
         sides = [patches_per_side >> i for i in range(g.levels)]  # child grid side at each level
         self.score_convs = nn.ModuleList(SparseScoreConv(s) for s in sides)
         self.pools = nn.ModuleList(SoftSelectPool() for _ in range(g.levels - 1))
@@ -369,6 +379,9 @@ class PatchNet(
         k = self.geometry.patch_size
         energy = F.conv2d(centred.pow(2).sum(1, keepdim=True),
                           corr.new_ones(1, 1, k, k), stride=self.geometry.corr_stride)
+        if self.patch_norm == "zero_mean":  # about each window's per-channel mean
+            sums = F.conv2d(centred, corr.new_ones(3, 1, k, k), stride=self.geometry.corr_stride, groups=3)
+            energy = (energy - sums.pow(2).sum(1, keepdim=True) / (k * k)).clamp_min(0)
         eps = 0.1 * energy.flatten(1).std(1).view(b, 1, 1, 1) + 1e-9
         s = 0.01 * corr / torch.sqrt(energy + eps)
         off = None
@@ -429,7 +442,7 @@ class PatchNet(
         g = self.geometry
         return (f"K={g.patch_size}, N={g.patches_per_side}, template={g.template_size}, "
                 f"search={g.search_size}, response={g.response_size}, fourier={self.fourier}, "
-                f"box_regression={self.box_regression}")
+                f"box_regression={self.box_regression}, patch_norm={self.patch_norm}")
 
 
 def peak_tree(levels: int) -> list[torch.Tensor]:
