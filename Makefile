@@ -38,7 +38,9 @@ WEIGHT_RECIPES := patchnet:patchnet.shared_train \
 	patchnet_patch_aggregation:patchnet_patch_aggregation.shared_train \
 	patchnet_no_fourier:patchnet_no_fourier.shared_train \
 	patchnet_no_box_regression:patchnet_no_box_regression.shared_train \
-	patchnet_k4:patchnet_k4.shared_train
+	patchnet_k4:patchnet_k4.shared_train \
+	patchnet_zero_mean:patchnet_zero_mean.shared_train \
+	patchnet_k4_zero_mean:patchnet_k4_zero_mean.shared_train
 
 weights: $(STAMP)
 	@set -e; for pair in $(WEIGHT_RECIPES); do \

@@ -27,6 +27,18 @@ def patchnet_k4(pretrained: bool = True, **kwargs):
     return create_model("patchnet_k4", pretrained=pretrained, **kwargs)
 
 
+def patchnet_zero_mean(pretrained: bool = True, patch_size: int = 8, **kwargs):
+    """PatchNet whose patch correlations are zero-mean normalised (each filter and search window
+    about its own colour; docs/design.md, "Zero-mean patches"): ``patch_size`` 8 (the paper's
+    geometry) or 4 (the K4 geometry)."""
+    from patchnet_zoo.registry import create_model
+
+    if patch_size not in (4, 8):
+        raise ValueError(f"patch_size must be 8 or 4 for the shipped zero-mean weights, got {patch_size}")
+    arch = "patchnet_zero_mean" if patch_size == 8 else "patchnet_k4_zero_mean"
+    return create_model(arch, pretrained=pretrained, **kwargs)
+
+
 def patchnet_tracker(pretrained: bool = True, **kwargs):
     """PatchNet alone as a short-term single-object tracker: ``init(rgb, (x, y, w, h))``,
     ``update(rgb) -> (x, y, w, h)``. ``kwargs`` go to ``PatchNetTracker``."""

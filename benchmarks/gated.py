@@ -31,6 +31,7 @@ try:
 except ImportError:  # run from a checkout without installing
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from patchnet_zoo.accel.skip_frame_tracker import PATCHNET_INTER_ARCH  # noqa: E402
 from patchnet_zoo.data.readers import default_data_root, read_sequences  # noqa: E402
 from patchnet_zoo.eval.machine import machine_info  # noqa: E402
 from patchnet_zoo.eval.ope import decode_frames, run_ope_many  # noqa: E402
@@ -120,14 +121,15 @@ def _costs(factory: RecordingFactory, result: dict) -> dict:
 
 
 def skip_row_matcher(args):
-    """The skip-frame row's PatchNet: the packaged weights over the skip-frame tracker's own window
-    (a ``PatchMatcher`` given to it keeps its window), with the decoding options of ``args``."""
-    from patchnet_zoo.accel.skip_frame_tracker import DEFAULT_RESPONSE_SIZE
+    """The skip-frame row's PatchNet: the packaged weights of ``args.inter`` over the skip-frame
+    tracker's own window (a ``PatchMatcher`` given to it keeps its window), with the decoding options
+    of ``args``."""
+    from patchnet_zoo.accel.skip_frame_tracker import DEFAULT_RESPONSE_SIZE, PATCHNET_INTER_ARCH
     from patchnet_zoo.matching import PatchMatcher
     from patchnet_zoo.registry import create_model
 
-    return PatchMatcher(create_model("patchnet", pretrained=True), response_size=DEFAULT_RESPONSE_SIZE,
-                        **decoding_options(args))
+    return PatchMatcher(create_model(PATCHNET_INTER_ARCH[args.inter], pretrained=True),
+                        response_size=DEFAULT_RESPONSE_SIZE, **decoding_options(args))
 
 
 def _per_sequence(ope_result: dict) -> dict:
@@ -168,7 +170,7 @@ def run(args, sequences) -> dict:
     print(f"OPE: {skip_key}", flush=True)
     r = run_ope_many({skip_key: sf}, sequences, progress=not args.no_progress, max_frames=args.max_frames,
                      warmup=False)[skip_key]
-    rows[skip_key] = {"policy": {**configs[base_key], "skip_frame": {"inter": "patchnet", "interval": args.interval,
+    rows[skip_key] = {"policy": {**configs[base_key], "skip_frame": {"inter": args.inter, "interval": args.interval,
                                                                      "conf_threshold": conf}},
                       "success": r["success"], "precision": r["precision"], "fps": r["fps"], "frames": r["frames"],
                       "key_frames": r["key_frames"], "per_sequence": _per_sequence(r), **_costs(sf, r)}
@@ -212,6 +214,7 @@ def done_checks(result: dict) -> list[str]:
 def to_markdown(result: dict) -> str:
     rows = result["rows"]
     full = rows["fixed5"]["gmacs_per_frame"]
+    inter = rows[result["skip_key"]]["policy"]["skip_frame"]["inter"]
     lines = [
         "# Adaptive-depth gated Siamese tracker: accuracy versus compute (poster Figure 6, our data)",
         "",
@@ -224,7 +227,8 @@ def to_markdown(result: dict) -> str:
         "started on the first frame's ground truth). IoU@k = mean IoU over the k frames after a start on "
         f"the ground truth, starts every {result['stride']} frames. GMACs per frame = the mean over all updates "
         "of what really ran (1 MAC = 2 FLOPs; the key crops are embedded once per start and not counted, "
-        "as in the OPE runner). `+patchnet@N`: `SkipFrameTracker` with PatchNet between key frames, "
+        "as in the OPE runner). `+patchnet@N`: `SkipFrameTracker` with PatchNet "
+        + ("" if inter == "patchnet" else f"(`inter=\"{inter}\"`) ") + "between key frames, "
         "a key frame at least every N frames and whenever PatchNet's confidence drops below "
         f"{result['conf_threshold']}"
         + (f"; PatchNet's decoding `PatchMatcher({', '.join(f'{k}={v}' for k, v in result['decoding'].items())})`"
@@ -247,7 +251,7 @@ def to_markdown(result: dict) -> str:
     skip, base = rows.get(result.get("skip_key")), rows.get(result.get("hard_for_skip"))
     if skip and base and skip.get("per_sequence") and base.get("per_sequence"):
         names = list(base["per_sequence"])
-        lines += ["", f"Success per sequence of the skip-frame row and of the policy it runs on key frames "
+        lines += ["", "Success per sequence of the skip-frame row and of the policy it runs on key frames "
                       "(on nine sequences one lost target moves the mean by several points):", "",
                   "| policy | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
         for k in (result["hard_for_skip"], result["skip_key"]):
@@ -358,6 +362,8 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--name", default="gated")
     p.add_argument("--no-progress", action="store_true")
     add_decoding_arguments(p)  # for the skip-frame row's PatchNet
+    p.add_argument("--inter", default="patchnet", choices=sorted(PATCHNET_INTER_ARCH),
+                   help="the PatchNet model of the skip-frame row (default: patchnet, the paper's)")
     p.add_argument("--render", metavar="JSON", default=None,
                    help="only rewrite the markdown and the plot from a JSON this script wrote")
     args = p.parse_args(argv)

@@ -75,11 +75,15 @@ INTER_LABELS = {
     "patchnet": "PatchNet (ours)",
     "patchnet-lead": f"PatchNet (ours), search leading by {LEAD:g} x the last displacement",
     "patchnet-k4": "PatchNet K4 (ours: 4x4-pixel patches, half the MACs)",
+    "patchnet-zero-mean": "PatchNet, zero-mean patches (ours)",
+    "patchnet-k4-zero-mean": "PatchNet K4, zero-mean patches (ours)",
 }
-INTER_ORDER = ("hold", "kcf", "mosse", "patch-aggregation", "patchnet", "patchnet-lead", "patchnet-k4")
+INTER_ORDER = ("hold", "kcf", "mosse", "patch-aggregation", "patchnet", "patchnet-lead", "patchnet-k4",
+               "patchnet-zero-mean", "patchnet-k4-zero-mean")
 #: the PatchNet models between key frames in Table 3, per base tracker (others: the paper's only)
-SKIP_INTERS = {"nanotrack": ("patchnet", "patchnet-k4")}
-SKIP_LABELS = {"patchnet": "PatchNet", "patchnet-k4": "PatchNet K4"}
+SKIP_INTERS = {"nanotrack": ("patchnet", "patchnet-k4", "patchnet-zero-mean", "patchnet-k4-zero-mean")}
+SKIP_LABELS = {"patchnet": "PatchNet", "patchnet-k4": "PatchNet K4", "patchnet-zero-mean": "PatchNet zero-mean",
+               "patchnet-k4-zero-mean": "PatchNet K4 zero-mean"}
 CONF = 0.8  # the paper's confidence fallback; --conf-threshold changes it for every fallback row
 
 # Why one thread by default: on this 2-core machine with other work running (load average 6-9),
@@ -335,7 +339,8 @@ def done_checks(result: dict) -> list[str]:
     n = result["matched_interval"]
     pn = runs.get(f"inter/nanotrack/patchnet/N{n}")
     others = {i: runs.get(f"inter/nanotrack/{i}/N{n}") for i in ("hold", "mosse", "kcf")}
-    for key, what in (("patchnet", "PatchNet"), ("patchnet-lead", f"PatchNet with motion prior {LEAD}")):
+    for key, what in (("patchnet", "PatchNet"), ("patchnet-lead", f"PatchNet with motion prior {LEAD}"),
+                      ("patchnet-zero-mean", "PatchNet zero-mean"), ("patchnet-k4-zero-mean", "PatchNet K4 zero-mean")):
         pn = runs.get(f"inter/nanotrack/{key}/N{n}")
         if not pn:
             continue

@@ -157,6 +157,11 @@ ARCHS: Mapping[str, ArchSpec] = MappingProxyType({
     "patchnet_k4": ArchSpec(_PATCHNET, MappingProxyType({"patch_size": 4}), "shared_train",
                             "PatchNet with 4x4-pixel patches (the paper's patch-size axis, Figure 11): a 32-px "
                             "template, a quarter of the correlation's multiply-accumulates"),
+    "patchnet_zero_mean": ArchSpec(_PATCHNET, MappingProxyType({"patch_norm": "zero_mean"}), "shared_train",
+                                   "PatchNet whose patch correlations are zero-mean normalised (each filter and "
+                                   "search window about its own colour): blind to flat colour, steadier in video"),
+    "patchnet_k4_zero_mean": ArchSpec(_PATCHNET, MappingProxyType({"patch_size": 4, "patch_norm": "zero_mean"}),
+                                      "shared_train", "PatchNet K4 with zero-mean normalised patch correlations"),
     "gated_siamese": ArchSpec("patchnet_zoo.models.gated_siamese:GatedSiameseTracker",
                               MappingProxyType({"backbone_weights": None}), "shared_train",
                               "adaptive-depth gated Siamese tracker (MobileNetV2, 5 depths, learned early exit)"),

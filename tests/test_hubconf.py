@@ -18,8 +18,8 @@ def test_hub_entrypoints_from_a_fresh_process(repo_root, data_root):
         hubconf = importlib.util.module_from_spec(spec); spec.loader.exec_module(hubconf)
         entry = {{n for n, f in vars(hubconf).items() if inspect.isfunction(f) and not n.startswith("_")}}
         assert {{"patchnet", "patchnet_tracker", "skip_frame_tracker"}} <= entry <= {{
-            "patchnet", "patchnet_k4", "patchnet_tracker", "skip_frame_tracker", "gated_tracker",
-            "skip_frame_detector"}}, entry
+            "patchnet", "patchnet_k4", "patchnet_zero_mean", "patchnet_tracker", "skip_frame_tracker",
+            "gated_tracker", "skip_frame_detector"}}, entry
         assert all(getattr(hubconf, n).__doc__ for n in entry)  # what torch.hub.help shows
         assert "torch" in hubconf.dependencies
         m = torch.hub.load(repo, "patchnet", source="local", pretrained=True)
@@ -28,6 +28,11 @@ def test_hub_entrypoints_from_a_fresh_process(repo_root, data_root):
         k4 = torch.hub.load(repo, "patchnet_k4", source="local", pretrained=True)
         s, o = k4(torch.rand(2, 3, 32, 32) * 255, torch.rand(2, 3, 59, 59) * 255)
         assert k4.geometry.patch_size == 4 and s.shape == (2, 1, 7, 7)
+        for k, size in ((8, 64), (4, 32)):
+            zm = torch.hub.load(repo, "patchnet_zero_mean", source="local", pretrained=True, patch_size=k)
+            assert zm.patch_norm == "zero_mean" and zm.geometry.patch_size == k
+            s, o = zm(torch.rand(1, 3, size, size) * 255, torch.rand(1, 3, zm.search_size, zm.search_size) * 255)
+            assert s.shape == (1, 1, 7, 7) and torch.isfinite(s).all()
         from patchnet_zoo.data.readers import read_folder_sequence
         seq = read_folder_sequence({str(data_root / "sot" / "Surfer")!r})
         t = torch.hub.load(repo, "patchnet_tracker", source="local")

@@ -13,8 +13,8 @@ from safetensors.torch import load_file, save_file
 from patchnet_zoo import hub, registry
 from patchnet_zoo.registry import Weights, WeightsIntegrityError, create_model, list_models
 
-ARCHS = ["gated_siamese", "patchnet", "patchnet_k4", "patchnet_no_box_regression", "patchnet_no_fourier",
-         "patchnet_patch_aggregation"]
+ARCHS = ["gated_siamese", "patchnet", "patchnet_k4", "patchnet_k4_zero_mean", "patchnet_no_box_regression",
+         "patchnet_no_fourier", "patchnet_patch_aggregation", "patchnet_zero_mean"]
 
 
 @pytest.fixture

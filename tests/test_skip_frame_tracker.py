@@ -409,13 +409,13 @@ def nanotrack_ok():
         pytest.skip(str(e))
 
 
-@pytest.mark.parametrize("inter", ["patchnet", "patch-aggregation", "patchnet-k4"])
+@pytest.mark.parametrize("inter", ["patchnet", "patch-aggregation", "patchnet-k4", "patchnet-zero-mean",
+                                   "patchnet-k4-zero-mean"])
 def test_nanotrack_skip_frame_keeps_iou_on_real_video(bag, nanotrack_ok, one_thread, inter):
-    """Untrained PatchNet models (their patch correlation alone), and the shipped K4 weights, which the
-    tracker loads itself for ``inter="patchnet-k4"``."""
+    """Untrained PatchNet models (their patch correlation alone), and the shipped K4 and zero-mean
+    weights, which the tracker loads itself for those ``inter`` names."""
     seq, frames = bag
-    model = {"patchnet": PatchNet(), "patch-aggregation": PatchNet(fourier=False, box_regression=False),
-             "patchnet-k4": None}[inter]
+    model = {"patchnet": PatchNet(), "patch-aggregation": PatchNet(fourier=False, box_regression=False)}.get(inter)
     t = accelerate("nanotrack", key_frame_interval=4, conf_threshold=0.8, inter=inter, matcher=model)
     keys, boxes = _run(t, frames, seq.boxes[0])
     ious = [_iou(b, g) for b, g in zip(boxes[1:], seq.boxes[1:40])]
@@ -424,7 +424,8 @@ def test_nanotrack_skip_frame_keeps_iou_on_real_video(bag, nanotrack_ok, one_thr
     assert s["key_frames"] < 40 and s["effective_interval"] > 1.3, s
     assert s["base_failures"] == 0
     assert keys.sum() == s["key_frames"]
-    assert t.matcher.model.geometry.patch_size == (4 if inter == "patchnet-k4" else 8)
+    assert t.matcher.model.geometry.patch_size == (4 if "k4" in inter else 8)
+    assert t.matcher.model.patch_norm == ("zero_mean" if "zero-mean" in inter else "energy")
 
 
 @pytest.mark.parametrize("inter, min_mean_iou", [("kcf", 0.5), ("mosse", 0.4)])

@@ -57,7 +57,8 @@ logger = logging.getLogger(__name__)
 
 #: the inter-frame methods that are PatchNet models, with the registry architecture each loads
 PATCHNET_INTER_ARCH = {"patchnet": "patchnet", "patch-aggregation": "patchnet_patch_aggregation",
-                       "patchnet-k4": "patchnet_k4"}
+                       "patchnet-k4": "patchnet_k4", "patchnet-zero-mean": "patchnet_zero_mean",
+                       "patchnet-k4-zero-mean": "patchnet_k4_zero_mean"}
 INTER_METHODS = (*PATCHNET_INTER_ARCH, "hold", "kcf", "mosse")
 _STAT_KEYS = ("frames", "key_frames", "inter_frames", "base_seconds", "inter_seconds",
               "forced_by_confidence", "base_failures", "base_reinits", "extra_searches")
@@ -123,7 +124,8 @@ class SkipFrameTracker(SingleObjectTracker):
         inter: ``"patchnet"``, ``"patch-aggregation"``, ``"patchnet-k4"`` (a ``PatchMatcher`` on the
             given ``matcher``, else on ``create_model(PATCHNET_INTER_ARCH[inter], pretrained=True)``,
             loaded on first ``init``; ``patchnet-k4`` is PatchNet with 4x4-pixel patches, half the
-            cost), ``"hold"`` (repeat the box), ``"kcf"`` (KCF*) or ``"mosse"`` (an OpenCV tracker
+            cost; ``patchnet-zero-mean`` / ``patchnet-k4-zero-mean`` the same two with zero-mean
+            patch correlations, docs/design.md "Zero-mean patches"), ``"hold"`` (repeat the box), ``"kcf"`` (KCF*) or ``"mosse"`` (an OpenCV tracker
             initialised and primed on each key frame, updated on inter frames).
         matcher: a ``PatchMatcher`` or a ``PatchNet`` for the PatchNet methods.
         size_damping: ``d`` in ``s = 1 - d + d * new / old`` on inter frames; ``None`` = undamped.

@@ -7,7 +7,8 @@ pooled over the sequences of a split (every pair weighs the same).
 
 Methods (keys of the result): the PatchNet variants ``patchnet``, ``patch-aggregation`` (no Fourier
 reweighting, no box regression), ``no-fourier``, ``no-box-regression``, ``patchnet-k4`` (4x4-pixel
-patches: its window is 59/32 = 1.84x the box at R = 7, against 119/64), and the baselines of
+patches: its window is 59/32 = 1.84x the box at R = 7, against 119/64), ``patchnet-zero-mean`` and
+``patchnet-k4-zero-mean`` (zero-mean patch correlations), and the baselines of
 ``patchnet_zoo.baselines``: ``ncc``, ``kcf`` (KCF with its failure gate off, primed), ``mosse``,
 ``hold``.
 
@@ -83,12 +84,14 @@ PAPER_RESPONSE_SIZE = 7
 CELLS_PER_BOX = 8
 
 #: method key -> (registry name, PatchNet arguments): the paper's model, its three ablations (Table 5)
-#: and PatchNet with 4x4-pixel patches (the paper's patch-size axis, Figure 11)
+#: PatchNet with 4x4-pixel patches (the paper's patch-size axis, Figure 11) and PatchNet with zero-mean
+#: patch correlations
 PATCHNET_VARIANTS: "OrderedDict[str, tuple[str, dict]]" = OrderedDict(
     (key, (arch, dict(ARCHS[arch].defaults))) for key, arch in (
         ("patchnet", "patchnet"), ("patch-aggregation", "patchnet_patch_aggregation"),
         ("no-fourier", "patchnet_no_fourier"), ("no-box-regression", "patchnet_no_box_regression"),
-        ("patchnet-k4", "patchnet_k4")))
+        ("patchnet-k4", "patchnet_k4"), ("patchnet-zero-mean", "patchnet_zero_mean"),
+        ("patchnet-k4-zero-mean", "patchnet_k4_zero_mean")))
 BASELINE_METHODS = ("ncc", "kcf", "mosse", "hold")
 #: PatchNet and NCC under one more rule: a peak on the window's edge gets one more search centred on
 #: it (``PatchMatcher(edge_follow=1)``, ``NCCMatcher(edge_follow=1)``); every other windowed row
