@@ -122,8 +122,11 @@ def test_gated_benchmark_skip_row_searches_the_skip_frame_trackers_window():
         "bench_gated", Path(__file__).resolve().parents[1] / "benchmarks" / "gated.py")
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
-    for options, expected in (({}, (None, 1.0, 0)), ({"edge_follow": 1, "select_alpha": 30.0}, (30.0, 1.0, 1))):
-        args = argparse.Namespace(**{"select_alpha": None, "centre_gain": 1.0, "edge_follow": 0, **options})
+    for options, expected in (({}, (None, 1.0, 0)), ({"edge_follow": 1, "select_alpha": 30.0}, (30.0, 1.0, 1)),
+                              ({"inter": "patchnet-zero-mean"}, (None, 1.0, 0))):
+        args = argparse.Namespace(**{"select_alpha": None, "centre_gain": 1.0, "edge_follow": 0, "inter": "patchnet",
+                                     **options})
         m = mod.skip_row_matcher(args)
         assert m.model.geometry.response_size == DEFAULT_RESPONSE_SIZE
         assert (m.select_alpha, m.centre_gain, m.edge_follow) == expected
+        assert m.model.patch_norm == ("zero_mean" if args.inter == "patchnet-zero-mean" else "energy")

@@ -18,6 +18,7 @@ EXPECTED = {  # (fourier, box_regression, patch size, input mean, patch norm) ea
     "patchnet_no_box_regression.yaml": (True, False, 8, "dataset", "energy"),
     "patchnet_k4.yaml": (True, True, 4, "dataset", "energy"),
     "patchnet_zero_mean.yaml": (True, True, 8, "dataset", "zero_mean"),
+    "patchnet_k4_zero_mean.yaml": (True, True, 4, "dataset", "zero_mean"),
 }
 
 
