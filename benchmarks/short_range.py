@@ -115,7 +115,7 @@ def to_markdown(result: dict, command: str, untrained: bool = False) -> str:
     m = first["machine"]
     comparable = (result.get("split") == "val" and result["gap"] == 10 and result["pairs"] == REFERENCE_PAIRS)
     lines = [
-        f"# Short-range matching: gap {result['gap']}, miss if IoU < {first['miss_iou']}",
+        f"# Short-range matching{result.get('title', '')}: gap {result['gap']}, miss if IoU < {first['miss_iou']}",
         "",
     ]
     if untrained:
@@ -195,6 +195,7 @@ def main(argv: list[str] | None = None) -> dict:
                         "searches the same window (default: 7,13 = 1.86x and 2.61x the box)")
     p.add_argument("--untrained", action="store_true",
                    help="use freshly initialised PatchNet variants (checks the pipeline; not a result)")
+    p.add_argument("--title", default="", help="words after the page's title, e.g. ', zero-mean patches'")
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--update-records", action="store_true",
                    help="write the measured miss rates, mean IoUs and times into the packaged weight records "
@@ -221,7 +222,8 @@ def main(argv: list[str] | None = None) -> dict:
     first = next(iter(runs.values()))
     command = "python benchmarks/short_range.py" + ("" if not argv else " " + shlex.join(argv))
     result = {"gap": first["gap"], "pairs": first["pairs"], "split": first["split"],
-              "response_sizes": sizes, "runs": runs, "command": command}
+              "response_sizes": sizes, "runs": runs, "command": command,
+              **({"title": args.title} if args.title else {})}
     for path, text in ((args.json, json.dumps(result, indent=2) + "\n"),
                        (args.md, to_markdown(result, command, args.untrained))):
         path = Path(path)
