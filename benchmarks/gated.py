@@ -124,7 +124,7 @@ def skip_row_matcher(args):
     """The skip-frame row's PatchNet: the packaged weights of ``args.inter`` over the skip-frame
     tracker's own window (a ``PatchMatcher`` given to it keeps its window), with the decoding options
     of ``args``."""
-    from patchnet_zoo.accel.skip_frame_tracker import DEFAULT_RESPONSE_SIZE, PATCHNET_INTER_ARCH
+    from patchnet_zoo.accel.skip_frame_tracker import DEFAULT_RESPONSE_SIZE
     from patchnet_zoo.matching import PatchMatcher
     from patchnet_zoo.registry import create_model
 

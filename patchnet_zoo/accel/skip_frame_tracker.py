@@ -125,8 +125,9 @@ class SkipFrameTracker(SingleObjectTracker):
             given ``matcher``, else on ``create_model(PATCHNET_INTER_ARCH[inter], pretrained=True)``,
             loaded on first ``init``; ``patchnet-k4`` is PatchNet with 4x4-pixel patches, half the
             cost; ``patchnet-zero-mean`` / ``patchnet-k4-zero-mean`` the same two with zero-mean
-            patch correlations, docs/design.md "Zero-mean patches"), ``"hold"`` (repeat the box), ``"kcf"`` (KCF*) or ``"mosse"`` (an OpenCV tracker
-            initialised and primed on each key frame, updated on inter frames).
+            patch correlations, docs/design.md "Zero-mean patches"), ``"hold"`` (repeat the box),
+            ``"kcf"`` (KCF*) or ``"mosse"`` (an OpenCV tracker initialised and primed on each key
+            frame, updated on inter frames).
         matcher: a ``PatchMatcher`` or a ``PatchNet`` for the PatchNet methods.
         size_damping: ``d`` in ``s = 1 - d + d * new / old`` on inter frames; ``None`` = undamped.
         response_size: PatchNet's search extent in response cells (odd). ``None``:
