@@ -48,7 +48,8 @@ LABELS = {
     "no-fourier": "PatchNet without Fourier reweighting",
     "no-box-regression": "PatchNet without box regression",
     "patchnet-k4": "PatchNet K4 (4x4-pixel patches, a 32-px template: half the MACs; its window is 1/64 of the box narrower)",
-    "patchnet-zero-mean": "PatchNet, zero-mean patches (each patch correlation about its filter's and window's own colour, `patchnet_zero_mean`)",
+    "patchnet-zero-mean": "PatchNet, zero-mean patches (each patch correlation about its filter's and window's own "
+                          "colour, `patchnet_zero_mean`)",
     "patchnet-k4-zero-mean": "PatchNet K4, zero-mean patches (`patchnet_k4_zero_mean`)",
     "ncc": "full-template NCC (`cv2.matchTemplate`, PatchNet's {window}/64 window)",
     "kcf": "KCF* (OpenCV KCF, `detect_thresh = 0`, primed)",
