@@ -305,30 +305,35 @@ def test_select_alpha_overrides_the_learned_temperatures_and_centre_gain_scales_
     torch.testing.assert_close(gained.confidence, plain.confidence)
 
 
+def _real_crops(m: PatchNet, seq_dir, search_t: int, gain: float = 1.0) -> list[torch.Tensor]:
+    """Template crop of frame 0's ground-truth box and the search crop of frame ``search_t`` around
+    it, from real frames scaled by ``gain``, for model ``m``."""
+    import numpy as np
+
+    from patchnet_zoo.data.readers import read_folder_sequence
+    from patchnet_zoo.geometry import crop_windows, xywh_to_cxcywh
+
+    seq = read_folder_sequence(seq_dir)
+    c = xywh_to_cxcywh(torch.as_tensor(np.asarray(seq.boxes[0], dtype=np.float32)).view(1, 4))
+    crops = []
+    for t, scale, size in ((0, 1.0, m.template_size), (search_t, m.geometry.search_scale, m.search_size)):
+        frame = torch.from_numpy(np.ascontiguousarray(seq.frame(t))).permute(2, 0, 1).float() * gain
+        crops.append(crop_windows(frame, c[:, :2], c[:, 2:] * scale, size, m.pixel_mean.view(3)))
+    return crops
+
+
 @pytest.mark.parametrize("fix", [{"input_mean": "box"}, {"patch_norm": "zero_mean"}], ids=["box-mean", "zero-mean"])
 def test_centring_keeps_the_match_of_a_dark_video(data_root, fix):
     """Real frames, darkened to a third of their brightness: with the paper's fixed mean every crop
     sits far below it, one constant dominates every patch correlation and the score map goes flat;
     centred on the box's own mean colour, or with every patch correlation taken about its own
     means, the map keeps its shape (only its scale changes, as the template's contrast does)."""
-    import numpy as np
-
-    from patchnet_zoo.data.readers import read_folder_sequence
-    from patchnet_zoo.geometry import crop_windows, xywh_to_cxcywh
-
-    seq = read_folder_sequence(data_root / "sot" / "boat5")
-    c = xywh_to_cxcywh(torch.as_tensor(np.asarray(seq.boxes[0], dtype=np.float32)).view(1, 4))
     results = {}
     for name, kw in (("dataset", {}), ("fixed", fix)):
         m = _perturbed(**kw).eval()
-        fill = m.pixel_mean.view(3)
         per_gain = {}
         for gain in (1.0, 1 / 3):
-            crops = []
-            for t in (0, 1):
-                frame = torch.from_numpy(np.ascontiguousarray(seq.frame(t))).permute(2, 0, 1).float() * gain
-                scale, size = (1.0, m.template_size) if t == 0 else (m.geometry.search_scale, m.search_size)
-                crops.append(crop_windows(frame, c[:, :2], c[:, 2:] * scale, size, fill))
+            crops = _real_crops(m, data_root / "sot" / "boat5", 1, gain)
             with torch.inference_mode():
                 score, _ = m(*crops)
             per_gain[gain] = score.flatten()
@@ -344,24 +349,11 @@ def test_zero_mean_patches_ignore_a_colour_offset_of_either_crop(data_root):
     """A zero-mean patch correlation sees texture, not colour: adding a constant colour to the
     template or the search crop of real frames leaves the score map and the offsets as they were
     (the paper's normalisation does not: its map changes)."""
-    import numpy as np
-
-    from patchnet_zoo.data.readers import read_folder_sequence
-    from patchnet_zoo.geometry import crop_windows, xywh_to_cxcywh
-
-    seq = read_folder_sequence(data_root / "sot" / "bag")
-    c = xywh_to_cxcywh(torch.as_tensor(np.asarray(seq.boxes[0], dtype=np.float32)).view(1, 4))
     shift = torch.tensor([40.0, -25.0, 60.0]).view(1, 3, 1, 1)
     changed = {}
     for norm in ("energy", "zero_mean"):
         m = _perturbed(patch_norm=norm).eval()
-        fill = m.pixel_mean.view(3)
-        crops = []
-        for t in (0, 5):
-            frame = torch.from_numpy(np.ascontiguousarray(seq.frame(t))).permute(2, 0, 1).float()
-            scale, size = (1.0, m.template_size) if t == 0 else (m.geometry.search_scale, m.search_size)
-            crops.append(crop_windows(frame, c[:, :2], c[:, 2:] * scale, size, fill))
-        t, s = crops
+        t, s = _real_crops(m, data_root / "sot" / "bag", 5)
         with torch.inference_mode():
             base = m(t, s)
             moved = [m(t + shift, s), m(t, s - shift)]
