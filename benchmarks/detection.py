@@ -5,13 +5,15 @@
   skip-frame with the detector every N = 2, 3, 5, 8 frames and hold, KCF (one OpenCV KCF per box,
   failure gate off, primed) or PatchNet (all boxes of a frame in one batched match, search window
   centred on the previous frame's box) in between; mAP@0.5 and mAP@[.5:.95], time per frame,
-  speed-up over per-frame FastestDet in the same run; PatchNet's wider search window (response 13),
-  the adaptive key-frame policy and the online template update (rate 0.25, chosen on these
-  sequences among 0.1-0.5) as extra rows; and look-ahead rows for PatchNet, hold and KCF
+  speed-up over per-frame FastestDet in the same run. The PatchNet rows use ``SkipFrameDetector``'s
+  default carrier (``DEFAULT_CARRIER``: the K4 model with 4x4-pixel patches, one more search for a
+  peak on the window's edge, template update 0.25 for matches of confidence >= 0.6; chosen on these
+  sequences). Extra rows: the paper's carrier (the K = 8 model, the key-frame template, one search),
+  the default carrier without the template update, PatchNet's wider search window (response 13),
+  the adaptive key-frame policy, and look-ahead rows for PatchNet, hold and KCF
   (``SkipFrameDetector(lookahead=True)``: the same key frames, each frame carried from the nearer
   one, the later half of every gap backwards -- for video files, where a frame may wait for the
-  next key frame); and PatchNet K4 (``patchnet_k4``: 4x4-pixel patches, half the MACs), without and
-  with look-ahead.
+  next key frame).
 * **EfficientDet-D0 cost** -- the same loop on TUD-Campus with EfficientDet-D0 (``effdet``, random
   weights, ``pretrained_backbone=False``: only its cost matters) run on every key frame before
   FastestDet supplies the boxes, so the boxes carried are real persons and the time is
@@ -23,7 +25,7 @@
   propagated box with its best reference box of the same class.
 * **FLOPs** -- projected reduction versus key-frame interval, C / (C / N + (N - 1) / N * k * m),
   for FastestDet (counted from its graph), EfficientDet-D0 (2.5 G) and R-FCN ResNet-101 (169 G),
-  with m = PatchNet's counted MACs per match and k = the objects per frame (measured here, and the
+  with m = the default carrier's counted MACs per match and k = the objects per frame (measured here, and the
   paper's 4 and 7 on ImageNet VID).
 
     PYTHONPATH=. python benchmarks/detection.py                     # docs/results/detection.{md,json,png}
@@ -47,6 +49,7 @@ except ImportError:  # run from a checkout without installing
 
 from patchnet_zoo._runtime import set_threads, tune_cpu_allocator  # noqa: E402
 from patchnet_zoo.accel import SkipFrameDetector  # noqa: E402
+from patchnet_zoo.accel.skip_frame_detector import DEFAULT_CARRIER, DEFAULT_EDGE_FOLLOW  # noqa: E402
 from patchnet_zoo.data.readers import _imread_rgb, default_data_root  # noqa: E402
 from patchnet_zoo.detection import CallableAdapter, Detections, FastestDet  # noqa: E402
 from patchnet_zoo.detection.mot_eval import box_iou_xyxy, evaluate_map, read_vid_detections  # noqa: E402
@@ -67,43 +70,44 @@ REF_SKIP = {
 REF_INTERVALS = (2, 3, 5, 8)
 GROUP_LABEL = {"TUD": "TUD-Campus (25 fps)", "PETS09": "PETS09-S3-MF1 (7 fps)", "MOT17": "MOT17 clips (7 x 4-8 frames)"}
 PAPER_COST = {"EfficientDet-D0": (2.5, 4), "R-FCN ResNet-101": (169.0, 7)}  # GMACs, objects per frame (ImageNet VID)
-TEMPLATE_UPDATE = 0.25  # SkipFrameDetector(template_update=...) of the extra row; see the module doc
 METHOD_LABEL = {"hold": "hold", "kcf": "KCF", "mosse": "MOSSE", "patchnet": "PatchNet",
+                "patchnet-paper": "PatchNet, the paper's carrier (K = 8, key-frame template)",
+                "patchnet-no-update": "PatchNet, key-frame template (no update)",
                 "patchnet-r13": "PatchNet, window 13", "patchnet-adaptive": "PatchNet, adaptive",
-                "patchnet-update": f"PatchNet, template update {TEMPLATE_UPDATE}",
                 "patchnet-lookahead": "PatchNet, look-ahead", "hold-lookahead": "hold, look-ahead",
-                "kcf-lookahead": "KCF, look-ahead", "patchnet-k4": "PatchNet K4 (4x4-pixel patches)",
-                "patchnet-k4-lookahead": "PatchNet K4, look-ahead"}
+                "kcf-lookahead": "KCF, look-ahead"}
 
 
-def _factory(detector, n: int, method: str, matcher=None, k4_matcher=None):
+def _factory(detector, n: int, method: str, matcher=None, paper_matcher=None):
     if n == 1:
         return lambda: detector
     kw = {}
     inter = method
     if method.endswith("-lookahead"):
         inter, kw = method[: -len("-lookahead")], {"lookahead": True}
-    if inter == "patchnet-k4":  # the same carrier with the K4 model
-        inter, matcher = "patchnet", k4_matcher
-    if method == "patchnet-r13":
+    if method == "patchnet-paper":  # the K = 8 model, the key-frame template, one search
+        inter, matcher, kw = "patchnet", paper_matcher, {"template_update": 0.0}
+    elif method == "patchnet-no-update":
+        inter, kw = "patchnet", {"template_update": 0.0}
+    elif method == "patchnet-r13":
         inter, kw = "patchnet", {"response_size": 13}
     elif method == "patchnet-adaptive":
         inter, kw = "patchnet", {"policy": "adaptive"}
-    elif method == "patchnet-update":
-        inter, kw = "patchnet", {"template_update": TEMPLATE_UPDATE}
     if inter == "patchnet":
         kw["matcher"] = matcher
     return lambda: SkipFrameDetector(detector, key_frame_interval=n, inter=inter, **kw)
 
 
-def shared_matcher(frame: np.ndarray, arch: str = "patchnet", weights: str | None = None, **decoding):
+def shared_matcher(frame: np.ndarray, arch: str = DEFAULT_CARRIER, weights: str | None = None, **decoding):
     """One pretrained PatchMatcher for every run (``weights``: a local safetensors file instead of
-    the packaged one; ``decoding``: ``PatchMatcher`` options), warmed up outside the clock (the
-    first match of a process pays one-off set-up costs of several seconds)."""
+    the packaged one; ``decoding``: ``PatchMatcher`` options, by default the edge follow of
+    ``SkipFrameDetector``'s default carrier), warmed up outside the clock (the first match of a
+    process pays one-off set-up costs of several seconds)."""
     from patchnet_zoo.matching import PatchMatcher
     from patchnet_zoo.registry import create_model
     from patchnet_zoo.trackers.patchnet_tracker import load_pretrained_patchnet
 
+    decoding = {"edge_follow": DEFAULT_EDGE_FOLLOW, **decoding}
     m = PatchMatcher(create_model(arch, weights_path=weights) if weights else load_pretrained_patchnet(arch),
                      **decoding)
     h, w = frame.shape[:2]
@@ -125,7 +129,7 @@ def run_mot(data: Path, intervals, methods, extra, quick: bool, weights: str | N
     det = FastestDet(classes=[0])
     det(seqs[0].frames[0])  # warm-up
     matcher = shared_matcher(seqs[0].frames[0], weights=weights, **(decoding or {}))
-    k4_matcher = shared_matcher(seqs[0].frames[0], "patchnet_k4", **(decoding or {}))
+    paper_matcher = shared_matcher(seqs[0].frames[0], "patchnet", **{**(decoding or {}), "edge_follow": 0})
     rows = {}
     base = benchmark_detection(_factory(det, 1, "per-frame"), seqs, progress=True)
     rows["per-frame"] = {1: _strip(base)}
@@ -135,7 +139,7 @@ def run_mot(data: Path, intervals, methods, extra, quick: bool, weights: str | N
         for n in intervals:
             if method in extra and n not in (3, 5, 8):
                 continue
-            r = benchmark_detection(_factory(det, n, method, matcher, k4_matcher), seqs, progress=True)
+            r = benchmark_detection(_factory(det, n, method, matcher, paper_matcher), seqs, progress=True)
             r["speedup"] = base["ms_per_frame"] / r["ms_per_frame"]
             rows[method][n] = _strip(r)
             g = r["per_group"]
@@ -396,7 +400,8 @@ def write_markdown(res: dict, path: Path, command: str) -> None:
           "hold 0.770, KCF 0.794, original 0.802; N = 8 hold 0.744, KCF 0.795, original 0.808.", "",
           "## Projected FLOPs reduction versus key-frame interval (Figure 10)", "",
           f"Reduction = C / (C / N + (N - 1) / N * k * m), m = {_f(res['patchnet_gmacs'] * 1000, 1)} M MACs per "
-          "PatchNet match (counted, `patchnet-zoo flops`), k objects per frame, C the detector's MACs per frame. "
+          f"search of the default carrier (`patchnet-zoo flops --model {res.get('carrier', 'patchnet')}`; a box whose "
+          "peak lies on its window's edge is searched once more, which this leaves out), k objects per frame, C the detector's MACs per frame. "
           "![FLOPs reduction](detection_flops.png)", "",
           "| detector | C (G MACs) | k | " + " | ".join(f"N = {n}" for n in (2, 3, 5, 8, 10)) + " |",
           "|---|---|---|" + "---|" * 5]
@@ -414,9 +419,9 @@ def main(argv=None) -> int:
     p.add_argument("--out", default="docs/results", help="output folder (default: %(default)s)")
     p.add_argument("--intervals", type=int, nargs="+", default=[2, 3, 5, 8])
     p.add_argument("--methods", nargs="+", default=["patchnet", "hold", "kcf"])
-    p.add_argument("--extra", nargs="*", default=["patchnet-r13", "patchnet-adaptive", "patchnet-update",
-                                                  "patchnet-lookahead", "hold-lookahead", "kcf-lookahead",
-                                                  "patchnet-k4", "patchnet-k4-lookahead"],
+    p.add_argument("--extra", nargs="*", default=["patchnet-paper", "patchnet-no-update", "patchnet-r13",
+                                                  "patchnet-adaptive", "patchnet-lookahead", "hold-lookahead",
+                                                  "kcf-lookahead"],
                    help="extra rows at N = 3, 5, 8 (default: %(default)s)")
     p.add_argument("--threads", type=int, default=1,
                    help="torch threads (default: %(default)s; one is faster for these small batched matches "
@@ -424,8 +429,8 @@ def main(argv=None) -> int:
     p.add_argument("--quick", action="store_true", help="a few frames per sequence (checks the script, not a result)")
     p.add_argument("--skip", nargs="*", default=[], choices=["mot", "effdet", "vid"], help="parts to skip")
     p.add_argument("--weights", default=None, metavar="FILE",
-                   help="local safetensors file for the PatchNet rows of the MOT grid (its export record "
-                        "beside it gives the config; default: the packaged weights)")
+                   help="local safetensors file for the default carrier's rows of the MOT grid (its export "
+                        "record beside it gives the config; default: the packaged weights)")
     p.add_argument("--rigid-centre", action="store_true",
                    help="the MOT grid's PatchNet rows place each box's centre at the best whole-template "
                         "placement in the peak cell (docs/design.md, \"Rigid centre\")")
@@ -438,11 +443,12 @@ def main(argv=None) -> int:
     command = "python benchmarks/detection.py" + (" " + shlex.join(argv if argv is not None else sys.argv[1:])
                                                   if (argv if argv is not None else sys.argv[1:]) else "")
     from patchnet_zoo.eval.flops import flops_report
+    from patchnet_zoo.registry import create_model
 
-    patchnet_gmacs = flops_report()["macs"] / 1e9
+    patchnet_gmacs = flops_report(create_model(DEFAULT_CARRIER))["macs"] / 1e9
     t0 = time.time()
     res = {"date": time.strftime("%Y-%m-%d"), "machine": machine_info(), "threads": a.threads, "intervals": a.intervals,
-           "command": command, "patchnet_gmacs": patchnet_gmacs}
+           "command": command, "patchnet_gmacs": patchnet_gmacs, "carrier": DEFAULT_CARRIER}
     # the quick parts first; the MOT grid (one OpenCV KCF per box) takes longest
     res["effdet"] = run_effdet(data, a.quick) if "effdet" not in a.skip else None
     res["vid"] = run_vid(data, a.intervals, a.methods, a.quick) if "vid" not in a.skip else None

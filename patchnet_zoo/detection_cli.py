@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from ._argtypes import positive_int as _positive_int, unit_float as _unit_float
+from .accel.skip_frame_detector import DEFAULT_CARRIER, DEFAULT_EDGE_FOLLOW, DEFAULT_TEMPLATE_UPDATE
 
 __all__ = ["add_detect_parser", "add_benchmark_detection_parser", "cmd_detect", "cmd_benchmark_detection",
            "detect_file"]
@@ -54,10 +55,13 @@ def _add_common(p: argparse.ArgumentParser, default_interval: int) -> None:
                    help="detections scoring below S are dropped (default: %(default)s)")
     p.add_argument("--response-size", type=_positive_int, default=None, metavar="R",
                    help="PatchNet response size, odd (default: the model's 7 = the paper's window)")
-    p.add_argument("--template-update", type=_unit_float, default=0.0, metavar="U",
-                   help="PatchNet's online template update rate: confident matches blend their template "
-                        "towards the current frame by U (default: %(default)s = the key-frame template, as in "
-                        "the paper)")
+    p.add_argument("--patchnet", default=DEFAULT_CARRIER, metavar="NAME",
+                   help="the pretrained PatchNet that carries boxes (default: %(default)s, 4x4-pixel patches; "
+                        "patchnet = the paper's model)")
+    p.add_argument("--template-update", type=_unit_float, default=None, metavar="U",
+                   help=f"PatchNet's online template update rate: confident matches blend their template "
+                        f"towards the current frame by U (default: {DEFAULT_TEMPLATE_UPDATE}; 0 = the key-frame "
+                        f"template, as in the paper)")
     p.add_argument("--rigid-centre", action="store_true",
                    help="PatchNet centres each carried box on the best whole-template placement in its "
                         "peak cell instead of the regressed offsets (docs/design.md, \"Rigid centre\")")
@@ -122,14 +126,14 @@ def _build(a: argparse.Namespace, classes=None):
     if a.inter == "patchnet":
         from .trackers.patchnet_tracker import load_pretrained_patchnet
 
-        matcher = load_pretrained_patchnet("patchnet")
+        matcher = load_pretrained_patchnet(a.patchnet)
         if a.rigid_centre:
             from .matching import PatchMatcher
 
-            matcher = PatchMatcher(matcher, rigid_centre=True)
+            matcher = PatchMatcher(matcher, rigid_centre=True, edge_follow=DEFAULT_EDGE_FOLLOW)
     return base, lambda: SkipFrameDetector(base, key_frame_interval=a.key_frame_interval, policy=a.policy,
                                            inter=a.inter, matcher=matcher, response_size=a.response_size,
-                                           template_update=a.template_update if a.inter == "patchnet" else 0.0,
+                                           template_update=a.template_update if a.inter == "patchnet" else None,
                                            lookahead=a.lookahead)
 
 
@@ -315,7 +319,8 @@ def cmd_benchmark_detection(a: argparse.Namespace) -> int:
         "per_group": run["per_group"], "per_sequence": run["per_sequence"],
         "config": {"detector": a.detector, "key_frame_interval": a.key_frame_interval, "inter": a.inter,
                    "policy": a.policy, "score_threshold": a.score_threshold, "class_id": a.class_id,
-                   "response_size": a.response_size, "template_update": a.template_update,
+                   "response_size": a.response_size, "template_update": getattr(make(), "template_update", None),
+                   "patchnet": a.patchnet if a.inter == "patchnet" else None,
                    "lookahead": a.lookahead, "rigid_centre": a.rigid_centre},
     }
     print(f"{a.detector} every {a.key_frame_interval} ({a.inter}): mAP@0.5 {result['map50']:.3f} "

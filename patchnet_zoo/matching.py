@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .geometry import as_boxes, check_boxes, crop_windows, to_frame_tensor, xywh_to_cxcywh
+from .geometry import as_boxes, check_boxes, clip_boxes, crop_windows, to_frame_tensor, xywh_to_cxcywh
 from .models.patchnet import PatchNet, decode_peak
 
 __all__ = ["Templates", "MatchResult", "PatchMatcher"]
@@ -165,6 +165,30 @@ class PatchMatcher:
             centre = boxes[small, :2] + boxes[small, 2:] / 2
             boxes[small] = torch.cat([centre - prev[small, 2:] / 2, prev[small, 2:]], 1)
         return MatchResult(boxes, confidence, searches)
+
+    @torch.inference_mode()
+    def blend(self, templates: Templates, frame, boxes, rows, rate: float) -> Templates:
+        """Templates whose rows ``rows`` moved towards the look of ``boxes`` (x,y,w,h, one per row)
+        in ``frame``: ``(1 - rate) * old + rate * encode(frame, box)``, all in one encode call.
+
+        Templates are linear correlation filters, so repeated blends keep a running average of what
+        each object looked like. A box with less than one pixel of width or height inside the frame
+        keeps its template. The key-frame boxes of ``templates`` are kept.
+        """
+        f = to_frame_tensor(frame)
+        rows = torch.as_tensor(rows, dtype=torch.long).reshape(-1)
+        chosen = as_boxes(boxes)
+        if chosen.shape[0] != rows.numel():
+            raise ValueError(f"{rows.numel()} template rows but {chosen.shape[0]} boxes")
+        inside = clip_boxes(chosen, (f.shape[1], f.shape[2]))
+        usable = (inside[:, 2:] >= 1.0).all(1)  # a template needs some of its box inside the frame
+        rows, chosen = rows[usable], chosen[usable]
+        if rows.numel() == 0:
+            return templates
+        fresh = self.encode(f, chosen).filters
+        filters = templates.filters.clone()
+        filters[rows] = (1.0 - rate) * filters[rows] + rate * fresh
+        return Templates(filters, templates.boxes)
 
     def __call__(self, key_frame, key_boxes, frame, search_boxes=None) -> MatchResult:
         """One-shot: encode the templates of ``key_frame`` and match them in ``frame``."""

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from patchnet_zoo import cli
+from patchnet_zoo.accel.skip_frame_detector import DEFAULT_CARRIER, DEFAULT_TEMPLATE_UPDATE
 
 
 @pytest.fixture(scope="module")
@@ -102,12 +103,13 @@ def test_benchmark_detection_json(tud_dir, tmp_path):
     assert r["frames"] == 10 and r["key_frames"] == 4
     assert 0.4 < r["map50"] <= 1.0 and r["map"] < r["map50"]
     assert r["speedup"] > 0 and r["per_frame"]["map50"] > 0.4
-    upd = tmp_path / "bench_update.json"
+    upd = tmp_path / "bench_key_template.json"
     assert cli.main(["benchmark", "detection", "--data", str(tmp_path / "data"), "--key-frame-interval", "3",
-                     "--template-update", "0.25", "--max-frames", "10", "--json", str(upd)]) == 0
+                     "--template-update", "0", "--max-frames", "10", "--json", str(upd)]) == 0
     u = json.loads(upd.read_text())
-    assert u["config"]["template_update"] == 0.25 and r["config"]["template_update"] == 0.0
-    assert u["map50"] != r["map50"] or u["map"] != r["map"]  # the updated templates carried differently
+    assert u["config"]["template_update"] == 0.0 and r["config"]["template_update"] == DEFAULT_TEMPLATE_UPDATE
+    assert r["config"]["patchnet"] == DEFAULT_CARRIER
+    assert u["map50"] != r["map50"] or u["map"] != r["map"]  # the key-frame templates carried differently
     rigid = tmp_path / "bench_rigid.json"
     assert cli.main(["benchmark", "detection", "--data", str(tmp_path / "data"), "--key-frame-interval", "3",
                      "--rigid-centre", "--max-frames", "10", "--json", str(rigid)]) == 0

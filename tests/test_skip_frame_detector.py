@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from patchnet_zoo.accel import SkipFrameDetector, accelerate_detector
 from patchnet_zoo.detection import Detections
@@ -243,6 +244,46 @@ def test_template_update_blends_confident_templates(matcher):
         SkipFrameDetector(Oracle(truth), inter="hold", template_update=0.25)
     with pytest.raises(ValueError, match="template_update"):
         SkipFrameDetector(Oracle(truth), matcher=matcher, template_update=1.5)
+
+
+def test_defaults_carry_with_the_k4_model_edge_follow_and_template_update():
+    """With no options PatchNet carries boxes as DEFAULT_CARRIER with the edge follow and the
+    template update; the other methods have no template to update."""
+    from patchnet_zoo.accel.skip_frame_detector import (DEFAULT_CARRIER, DEFAULT_EDGE_FOLLOW, DEFAULT_TEMPLATE_UPDATE,
+                                                        DEFAULT_UPDATE_MIN_CONFIDENCE)
+    from patchnet_zoo.registry import create_model
+
+    frames, truth = _scene(2)
+    det = SkipFrameDetector(Oracle(truth))
+    assert (det.template_update, det.update_min_confidence) == (DEFAULT_TEMPLATE_UPDATE, DEFAULT_UPDATE_MIN_CONFIDENCE)
+    assert det.matcher.edge_follow == DEFAULT_EDGE_FOLLOW
+    shipped = create_model(DEFAULT_CARRIER, pretrained=True).state_dict()
+    for k, v in det.matcher.model.state_dict().items():
+        assert torch.equal(v, shipped[k]), k
+    assert SkipFrameDetector(Oracle(truth), inter="hold").template_update == 0.0
+    assert SkipFrameDetector(Oracle(truth), inter="kcf").template_update == 0.0
+    with pytest.raises(ValueError, match="edge_follow"):
+        SkipFrameDetector(Oracle(truth), edge_follow=-1)
+
+
+def test_blend_moves_only_the_given_rows(matcher):
+    """PatchMatcher.blend: the given rows become (1-u) old + u fresh; the others, and a row whose box
+    lies wholly outside the frame, keep their template."""
+    from patchnet_zoo.matching import PatchMatcher
+
+    frames, truth = _scene(2)
+    pm = PatchMatcher(matcher)
+    boxes = np.array([[40, 60, 40, 30], [100, 50, 30, 30], [150, 90, 40, 40]], np.float32)
+    t = pm.encode(frames[0], boxes)
+    new_boxes = np.array([[46, 62, 40, 30], [900, 900, 30, 30]], np.float32)  # the second: off the frame
+    out = pm.blend(t, frames[1], new_boxes, [0, 2], 0.25)
+    fresh = pm.encode(frames[1], new_boxes[:1]).filters
+    torch.testing.assert_close(out.filters[0], 0.75 * t.filters[0] + 0.25 * fresh[0], rtol=1e-5, atol=1e-5)
+    assert torch.equal(out.filters[1], t.filters[1]) and torch.equal(out.filters[2], t.filters[2])
+    assert torch.equal(out.boxes, t.boxes)
+    assert not torch.equal(t.filters[0], out.filters[0])  # the input is left as it was
+    with pytest.raises(ValueError, match="rows"):
+        pm.blend(t, frames[1], new_boxes, [0], 0.25)
 
 
 # ------------------------------------------------------------------------------------ look-ahead

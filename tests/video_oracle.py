@@ -62,7 +62,7 @@ class OracleDetector:
 
 def make_spy_matcher(index: FrameIndex, matcher):
     """A ``PatchMatcher`` that tags the templates it encodes with their frame's video and fails
-    (``AssertionError``) when templates of one video are matched in a frame of another."""
+    (``AssertionError``) when templates of one video are matched, or updated, in a frame of another."""
     from patchnet_zoo.matching import PatchMatcher, Templates
 
     class _Tagged(Templates):
@@ -91,5 +91,13 @@ def make_spy_matcher(index: FrameIndex, matcher):
             self.matched.append((templates.video_id, vid))
             assert templates.video_id == vid, f"templates of {templates.video_id} matched in {vid}"
             return super().match(templates, frame, search_boxes)
+
+        def blend(self, templates, frame, boxes, rows, rate):
+            vid = index.lookup(frame)[0]
+            assert templates.video_id == vid, f"templates of {templates.video_id} updated in {vid}"
+            blended = super().blend(templates, frame, boxes, rows, rate)
+            tagged = _Tagged(blended.filters, blended.boxes)
+            tagged.video_id = templates.video_id
+            return tagged
 
     return SpyMatcher()

@@ -15,11 +15,16 @@ The scheme (the paper's §5.1, after Detect or Track):
 * **Key frames** run the detector. Its boxes are returned as they are (``from_key_frame=True``),
   and with ``inter="patchnet"`` every box is encoded as a PatchNet template, all in one call.
 * **Inter frames** carry each key-frame box to the current frame, keeping its class and score
-  (``from_key_frame=False``). PatchNet matches the key-frame templates with each search window
+  (``from_key_frame=False``). PatchNet matches each box's template with its search window
   centred on the box's estimate in the *previous* frame (a window fixed on the key-frame box cannot
   follow a box that moved more than +-37.5 % of its size before the next key frame), all boxes of a
-  frame in one batched ``PatchMatcher.match`` call. ``hold`` repeats the key-frame boxes; ``kcf``
-  and ``mosse`` run one OpenCV tracker per box, initialised and primed on the key frame.
+  frame in one batched ``PatchMatcher.match`` call. By default (``DEFAULT_CARRIER`` and the
+  defaults below) that is the K4 PatchNet, a box whose peak lies on the window's edge is searched
+  once more around it, and a confidently matched box blends its template a quarter of the way
+  towards its look in this frame; ``template_update=0, edge_follow=0`` with
+  ``matcher=create_model("patchnet", pretrained=True)`` is the paper's carrier. ``hold`` repeats
+  the key-frame boxes; ``kcf`` and ``mosse`` run one OpenCV tracker per box, initialised and
+  primed on the key frame.
 * **Frame boundary**: ``boundary="clip"`` clips the returned boxes to the frame and drops a box once
   nothing of it is left inside; ``boundary="drop"`` drops a box as soon as its centre leaves the
   frame (the paper's "unless they exceed the frame boundary") and clips the others. A dropped box
@@ -53,7 +58,8 @@ import numpy as np
 from ..detection.adapters import adapt_detector
 from ..detection.detections import Detections
 
-__all__ = ["SkipFrameDetector", "accelerate_detector", "DETECTION_INTER_METHODS", "POLICIES", "BOUNDARY_MODES"]
+__all__ = ["SkipFrameDetector", "accelerate_detector", "DETECTION_INTER_METHODS", "POLICIES", "BOUNDARY_MODES",
+           "DEFAULT_CARRIER", "DEFAULT_EDGE_FOLLOW", "DEFAULT_TEMPLATE_UPDATE", "DEFAULT_UPDATE_MIN_CONFIDENCE"]
 
 logger = logging.getLogger(__name__)
 
@@ -61,6 +67,16 @@ DETECTION_INTER_METHODS = ("patchnet", "hold", "kcf", "mosse")
 POLICIES = ("fixed", "adaptive")
 BOUNDARY_MODES = ("clip", "drop")
 _THUMB_WIDTH = 64
+
+#: The PatchNet that carries boxes when no ``matcher`` is given, and how it is run: the K4 model
+#: (4x4-pixel patches, about half the paper's cost per box), one more search for a peak on the
+#: window's edge, and confident matches blending their template towards the current frame. Chosen
+#: on the MOT sequences of the detection benchmark, where it beats the paper's carrier (K = 8, the
+#: key-frame template, one search) and KCF at N = 3, 5 and 8 (docs/design.md, "The default carrier").
+DEFAULT_CARRIER = "patchnet_k4"
+DEFAULT_EDGE_FOLLOW = 1
+DEFAULT_TEMPLATE_UPDATE = 0.25
+DEFAULT_UPDATE_MIN_CONFIDENCE = 0.6
 
 
 def _thumbnail(frame: np.ndarray) -> np.ndarray:
@@ -79,7 +95,8 @@ class SkipFrameDetector:
         key_frame_interval: frames from one key frame to the next (``"adaptive"``: the most).
         policy: ``"fixed"`` or ``"adaptive"`` (see the module docstring).
         inter: ``"patchnet"``, ``"hold"``, ``"kcf"`` (KCF with its failure gate off, primed) or ``"mosse"``.
-        matcher: a ``PatchMatcher`` or ``PatchNet`` (default: the pretrained PatchNet, loaded on first use).
+        matcher: a ``PatchMatcher`` (used as it is, but for ``response_size``) or a ``PatchNet``
+            (default: the pretrained ``DEFAULT_CARRIER``, loaded on first use).
         response_size: PatchNet's search extent in response cells (odd; default the model's 7 = the
             paper's window, 1.86x the box).
         boundary: ``"clip"`` or ``"drop"``.
@@ -88,13 +105,16 @@ class SkipFrameDetector:
         conf_threshold, max_low_share, scene_change: the adaptive policy's triggers
             (``scene_change`` is a mean absolute grey difference in 0-255 units; ``None`` = off).
         min_size: smallest width/height (pixels) a propagated box may shrink to.
+        edge_follow: more searches for a box whose score peak lies on the edge of its window
+            (``PatchMatcher(edge_follow=...)``), for a ``matcher`` given as a ``PatchNet`` or left to
+            the default; a given ``PatchMatcher`` keeps its own.
         template_update: online template update rate ``u`` (PatchNet only): after an inter frame, every
             box matched with confidence >= ``update_min_confidence`` gets the template
-            ``(1 - u) * template + u * encode(frame, new box)``; 0 (the default) keeps the key-frame
-            template, as the paper does. Templates are linear correlation filters, so the blend is a
-            running average of what the box looked like. It helps where people turn and walk (TUD-Campus)
-            but hurts at low frame rates (PETS09, 7 fps), and costs one batched encode per inter
-            frame (docs/results/detection.md).
+            ``(1 - u) * template + u * encode(frame, new box)`` (``PatchMatcher.blend``); 0 keeps the
+            key-frame template, as the paper does. Templates are linear correlation filters, so the
+            blend is a running average of what the box looked like. It helps where people turn and
+            walk (TUD-Campus), and costs one batched encode per inter frame (docs/results/detection.md).
+            ``None``: ``DEFAULT_TEMPLATE_UPDATE`` for PatchNet, 0 for the other methods.
         update_min_confidence: the confidence a match needs to update its template.
         lookahead: carry each frame's boxes from the nearer key frame, the later half of every gap
             backwards (see the module docstring); only ``process`` can do this, since a frame's
@@ -111,8 +131,9 @@ class SkipFrameDetector:
     def __init__(self, detector, key_frame_interval: int = 5, policy: str = "fixed", inter: str = "patchnet",
                  matcher=None, response_size: int | None = None, boundary: str = "clip",
                  size_damping: float | None = 0.25, conf_threshold: float = 0.5, max_low_share: float = 0.5,
-                 scene_change: float | None = 30.0, min_size: float = 2.0, template_update: float = 0.0,
-                 update_min_confidence: float = 0.8, lookahead: bool = False):
+                 scene_change: float | None = 30.0, min_size: float = 2.0,
+                 edge_follow: int = DEFAULT_EDGE_FOLLOW, template_update: float | None = None,
+                 update_min_confidence: float = DEFAULT_UPDATE_MIN_CONFIDENCE, lookahead: bool = False):
         if isinstance(key_frame_interval, bool) or int(key_frame_interval) != key_frame_interval \
                 or key_frame_interval < 1:
             raise ValueError(f"key_frame_interval must be an integer >= 1, got {key_frame_interval!r}")
@@ -135,6 +156,8 @@ class SkipFrameDetector:
             raise ValueError(f"size_damping must be in [0, 1] or None, got {size_damping!r}")
         if not 0.0 <= float(max_low_share) <= 1.0:
             raise ValueError(f"max_low_share must be in [0, 1], got {max_low_share!r}")
+        if template_update is None:
+            template_update = DEFAULT_TEMPLATE_UPDATE if inter == "patchnet" else 0.0
         if not 0.0 <= float(template_update) <= 1.0:
             raise ValueError(f"template_update must be in [0, 1], got {template_update!r}")
         if template_update and inter != "patchnet":
@@ -150,6 +173,9 @@ class SkipFrameDetector:
         self.max_low_share = float(max_low_share)
         self.scene_change = None if scene_change is None else float(scene_change)
         self.min_size = float(min_size)
+        if isinstance(edge_follow, bool) or not isinstance(edge_follow, int) or edge_follow < 0:
+            raise ValueError(f"edge_follow must be an integer >= 0, got {edge_follow!r}")
+        self.edge_follow = edge_follow
         self.template_update = float(template_update)
         self.update_min_confidence = float(update_min_confidence)
         if not isinstance(lookahead, bool):
@@ -211,11 +237,12 @@ class SkipFrameDetector:
             if m is None:
                 from ..trackers.patchnet_tracker import load_pretrained_patchnet
 
-                m = load_pretrained_patchnet("patchnet")
+                m = load_pretrained_patchnet(DEFAULT_CARRIER)
             if isinstance(m, PatchMatcher):
                 m = m.with_response_size(self.response_size)
             else:
-                m = PatchMatcher(m, min_size=self.min_size, response_size=self.response_size)
+                m = PatchMatcher(m, min_size=self.min_size, response_size=self.response_size,
+                                 edge_follow=self.edge_follow)
             self._matcher = m
         return self._matcher
 
@@ -418,25 +445,10 @@ class SkipFrameDetector:
     def _update_templates(self, f, boxes: np.ndarray, update: np.ndarray) -> None:
         """Blend the templates of the ``update`` boxes towards their look in this frame (``f``: the
         (3, H, W) frame tensor the match used)."""
-        if not update.any():
-            return
-        import torch
-
-        from ..geometry import clip_boxes
-        from ..matching import Templates
-
-        chosen = torch.as_tensor(boxes[update], dtype=torch.float32)
-        inside = clip_boxes(chosen, (f.shape[1], f.shape[2]))
-        usable = (inside[:, 2:] >= 1.0).all(1)  # a template needs some of its box inside the frame
-        rows = torch.as_tensor(np.flatnonzero(update))[usable]
-        if len(rows) == 0:
-            return
-        u = self.template_update
-        with torch.inference_mode():
-            fresh = self.matcher.encode(f, chosen[usable]).filters
-            filters = self._templates.filters.clone()
-            filters[rows] = (1.0 - u) * filters[rows] + u * fresh
-        self._templates = Templates(filters, self._templates.boxes)
+        if update.any():
+            rows = np.flatnonzero(update)
+            self._templates = self.matcher.blend(self._templates, f, boxes[rows].astype(np.float32), rows,
+                                                 self.template_update)
 
     def _track(self, frame: np.ndarray, prev: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         bgr = np.ascontiguousarray(frame[..., ::-1])
