@@ -66,7 +66,12 @@ REF_NANOTRACK_SUCCESS = 0.728
 PER_FRAME_LABELS = {"nanotrack": "NanoTrack v2 (ours: movable state)", "nanotrack-opencv": "NanoTrack v2 (`cv2.TrackerNano`)",
                     "csrt": "CSRT", "kcf": "KCF* (gate off)", "mosse": "MOSSE",
                     "patchnet": "PatchNet alone"}
-LEAD = 0.75  # SkipFrameTracker(motion_prior=...) of Table 4's last PatchNet row (docs/design.md)
+LEAD = 0.75  # SkipFrameTracker(motion_prior=...) of the leading PatchNet rows (docs/design.md)
+#: K4 zero-mean with the rigid centre: one cheap carrier for both tracking bars, its search leading
+#: by LEAD on a fixed schedule (Table 4) and centred on the last box with the fallback (Table 3):
+#: ``accelerate(t, inter="patchnet-k4-zero-mean", rigid_centre=True)`` (+ ``motion_prior=0.75``
+#: with ``conf_threshold=None``); docs/design.md, "One cheap carrier for both tracking bars"
+K4ZM_RIGID = "patchnet-k4-zero-mean-rigid"
 INTER_LABELS = {
     "hold": "hold (repeat the key-frame box)",
     "kcf": "KCF* (gate off, primed)",
@@ -77,13 +82,15 @@ INTER_LABELS = {
     "patchnet-k4": "PatchNet K4 (ours: 4x4-pixel patches, half the MACs)",
     "patchnet-zero-mean": "PatchNet, zero-mean patches (ours)",
     "patchnet-k4-zero-mean": "PatchNet K4, zero-mean patches (ours)",
+    K4ZM_RIGID: f"PatchNet K4, zero-mean patches, rigid centre, search leading by {LEAD:g} (ours)",
 }
 INTER_ORDER = ("hold", "kcf", "mosse", "patch-aggregation", "patchnet", "patchnet-lead", "patchnet-k4",
-               "patchnet-zero-mean", "patchnet-k4-zero-mean")
+               "patchnet-zero-mean", "patchnet-k4-zero-mean", K4ZM_RIGID)
 #: the PatchNet models between key frames in Table 3, per base tracker (others: the paper's only)
-SKIP_INTERS = {"nanotrack": ("patchnet", "patchnet-k4", "patchnet-zero-mean", "patchnet-k4-zero-mean")}
+SKIP_INTERS = {"nanotrack": ("patchnet", "patchnet-k4", "patchnet-zero-mean", "patchnet-k4-zero-mean", K4ZM_RIGID)}
 SKIP_LABELS = {"patchnet": "PatchNet", "patchnet-k4": "PatchNet K4", "patchnet-zero-mean": "PatchNet zero-mean",
-               "patchnet-k4-zero-mean": "PatchNet K4 zero-mean"}
+               "patchnet-k4-zero-mean": "PatchNet K4 zero-mean",
+               K4ZM_RIGID: "PatchNet K4 zero-mean, rigid centre"}
 CONF = 0.8  # the paper's confidence fallback; --conf-threshold changes it for every fallback row
 
 # Why one thread by default: on this 2-core machine with other work running (load average 6-9),
@@ -157,9 +164,12 @@ def plan(args) -> tuple[dict, dict, dict]:
 
     def add(key: str, spec: str, interval: int | None = None, inter: str = "patchnet", conf: float | None = None):
         kwargs = {}
-        lead = args.motion_prior
+        lead, decoding = args.motion_prior, decoding_options(args)
         if inter == "patchnet-lead":
             inter, lead = "patchnet", LEAD
+        elif inter == K4ZM_RIGID:  # the lead on a fixed schedule only (see K4ZM_RIGID)
+            inter, decoding = "patchnet-k4-zero-mean", {**decoding, "rigid_centre": True}
+            lead = LEAD if conf is None else lead
         patch = interval is not None and inter in PATCHNET_INTER
         if patch and models.get(inter) is not None:
             kwargs["matcher"] = models[inter]
@@ -169,7 +179,7 @@ def plan(args) -> tuple[dict, dict, dict]:
             kwargs["response_size"] = args.response_size
         if patch:
             kwargs["motion_prior"] = lead
-            kwargs["decoding"] = decoding_options(args)
+            kwargs["decoding"] = decoding
         try:
             f = build_tracker_factory(spec, key_frame_interval=interval, inter=inter, conf_threshold=conf, **kwargs)
         except FileNotFoundError as e:
@@ -340,7 +350,8 @@ def done_checks(result: dict) -> list[str]:
     pn = runs.get(f"inter/nanotrack/patchnet/N{n}")
     others = {i: runs.get(f"inter/nanotrack/{i}/N{n}") for i in ("hold", "mosse", "kcf")}
     for key, what in (("patchnet", "PatchNet"), ("patchnet-lead", f"PatchNet with motion prior {LEAD}"),
-                      ("patchnet-zero-mean", "PatchNet zero-mean"), ("patchnet-k4-zero-mean", "PatchNet K4 zero-mean")):
+                      ("patchnet-zero-mean", "PatchNet zero-mean"), ("patchnet-k4-zero-mean", "PatchNet K4 zero-mean"),
+                      (K4ZM_RIGID, f"PatchNet K4 zero-mean, rigid centre, lead {LEAD:g}")):
         pn = runs.get(f"inter/nanotrack/{key}/N{n}")
         if not pn:
             continue
@@ -385,9 +396,12 @@ def to_markdown(result: dict, command: str) -> str:
         (f"PatchNet's search window between key frames leads the last box by {result['motion_prior']:g} times the "
          "target's last displacement" if result.get("motion_prior") else
          "PatchNet's search window between key frames is centred on the last box") +
-        f" (`SkipFrameTracker(motion_prior={result.get('motion_prior', 0):g})`); Table 4's last PatchNet row leads "
-        f"it by {LEAD:g} times the target's last displacement, measured between inter frames (zero after a key "
-        "frame): see docs/design.md, \"A constant-velocity prior\".",
+        f" (`SkipFrameTracker(motion_prior={result.get('motion_prior', 0):g})`); the rows \"search leading by {LEAD:g}\" "
+        f"lead it by {LEAD:g} times the target's last displacement, measured between inter frames "
+        "(zero after a key frame): see docs/design.md, \"A constant-velocity prior\". The K4 zero-mean rows with the "
+        "rigid centre are one carrier, `accelerate(tracker, inter=\"patchnet-k4-zero-mean\", rigid_centre=True)`, "
+        "with `motion_prior=0.75` on Table 4's fixed schedule and without it under Table 3's fallback: see "
+        "docs/design.md, \"One cheap carrier for both tracking bars\".",
         "",
         *([f"PatchNet's decoding: `PatchMatcher(select_alpha={result.get('select_alpha')}, "
            f"centre_gain={result.get('centre_gain', 1.0):g}, edge_follow={result.get('edge_follow', 0)}, "

@@ -428,6 +428,27 @@ def test_nanotrack_skip_frame_keeps_iou_on_real_video(bag, nanotrack_ok, one_thr
     assert t.matcher.model.patch_norm == ("zero_mean" if "zero-mean" in inter else "energy")
 
 
+def test_the_cheap_carrier_for_both_bars_on_real_video(bag, nanotrack_ok, one_thread):
+    """K4 zero-mean with the rigid centre (docs/design.md, "One cheap carrier for both
+    tracking bars"): the tracker builds a rigid-centre matcher on the shipped K4 zero-mean weights,
+    keeps the target on a real clip, and a PatchMatcher given as it is keeps its own decoding."""
+    from patchnet_zoo.matching import PatchMatcher
+
+    seq, frames = bag
+    t = accelerate("nanotrack", key_frame_interval=6, inter="patchnet-k4-zero-mean", rigid_centre=True)
+    keys, boxes = _run(t, frames, seq.boxes[0])
+    ious = [_iou(b, g) for b, g in zip(boxes[1:], seq.boxes[1:40])]
+    assert np.mean(ious) > 0.6 and np.min(ious) > 0.2, ious
+    assert t.stats["effective_interval"] > 2.0, t.stats
+    assert t.matcher.rigid_centre and t.matcher.model.geometry.patch_size == 4
+    assert t.matcher.model.patch_norm == "zero_mean"
+    given = PatchMatcher(PatchNet(), response_size=9)
+    assert not SkipFrameTracker(StepTracker(), matcher=given, rigid_centre=True).matcher.rigid_centre
+    assert SkipFrameTracker(StepTracker(), matcher=PatchNet(), rigid_centre=True).matcher.rigid_centre
+    with pytest.raises(TypeError, match="rigid_centre"):
+        SkipFrameTracker(StepTracker(), rigid_centre="yes")
+
+
 @pytest.mark.parametrize("inter, min_mean_iou", [("kcf", 0.5), ("mosse", 0.4)])
 def test_opencv_inter_frame_methods_on_real_video(bag, nanotrack_ok, inter, min_mean_iou):
     seq, frames = bag
