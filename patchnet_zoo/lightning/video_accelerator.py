@@ -147,7 +147,8 @@ class VideoAccelerator(Callback):
         conf_threshold: the adaptive policy's confidence threshold (``None``: the wrapper's default,
             0.8 for ``SkipFrameTracker`` as in the paper).
         matcher: a ``PatchMatcher`` or ``PatchNet`` for the inter-frame method (default: the
-            pretrained PatchNet).
+            wrapper's own: ``SkipFrameDetector``'s default carrier for a detector, the pretrained
+            PatchNet of ``inter`` for a tracker).
         stats_path: write the gathered statistics here (JSON, process 0) at the end of each run.
         verbose: print the summary table on process 0.
         **wrapper_kwargs: passed on to ``SkipFrameDetector`` / ``SkipFrameTracker``.
