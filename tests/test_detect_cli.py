@@ -110,6 +110,12 @@ def test_benchmark_detection_json(tud_dir, tmp_path):
     assert u["config"]["template_update"] == 0.0 and r["config"]["template_update"] == DEFAULT_TEMPLATE_UPDATE
     assert r["config"]["patchnet"] == DEFAULT_CARRIER
     assert u["map50"] != r["map50"] or u["map"] != r["map"]  # the key-frame templates carried differently
+    paper = tmp_path / "bench_paper.json"
+    assert cli.main(["benchmark", "detection", "--data", str(tmp_path / "data"), "--key-frame-interval", "3",
+                     "--patchnet", "patchnet", "--template-update", "0", "--max-frames", "10",
+                     "--json", str(paper)]) == 0
+    p = json.loads(paper.read_text())
+    assert p["config"]["patchnet"] == "patchnet" and (p["map50"], p["map"]) != (u["map50"], u["map"])
     rigid = tmp_path / "bench_rigid.json"
     assert cli.main(["benchmark", "detection", "--data", str(tmp_path / "data"), "--key-frame-interval", "3",
                      "--rigid-centre", "--max-frames", "10", "--json", str(rigid)]) == 0
