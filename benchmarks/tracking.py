@@ -3,16 +3,18 @@ trackers with PatchNet and the confidence fallback, and the inter-frame methods 
 
 * Table 2 -- per-frame NanoTrack and CSRT (and KCF*, MOSSE for reference).
 * Table 3 -- skip-frame NanoTrack and CSRT: the base tracker at least every N = 2, 3, 4, 6 frames,
-  PatchNet in between, a key frame at once when PatchNet's confidence is below 0.8.
-* Table 4 -- the inter-frame methods (hold, KCF*, MOSSE, Patch Aggregation, PatchNet) between the
-  same key frames: NanoTrack exactly every 4th frame (no confidence fallback, so every method sees
-  the same key frames); plus PatchNet with the fallback at the maximum interval whose effective
-  interval comes closest to 4.
+  PatchNet in between, a key frame at once when PatchNet's confidence is below 0.8; for NanoTrack
+  also PatchNet K4, the zero-mean models and K4 zero-mean with the rigid centre (``SKIP_INTERS``).
+* Table 4 -- the inter-frame methods (hold, KCF*, MOSSE, Patch Aggregation, PatchNet and its
+  variants, ``INTER_ORDER``) between the same key frames: NanoTrack exactly every 4th frame (no
+  confidence fallback, so every method sees the same key frames); plus PatchNet with the fallback
+  at the maximum interval whose effective interval comes closest to 4.
 
 Every row is ``eval.ope.run_ope``: one fresh tracker per sequence, frames decoded before the clock
 starts, fps = frames / tracking seconds; speed-up = a row's fps / the per-frame fps of its base
 tracker in the same run. Every configuration tracks every sequence ``--timing-repeats`` times (3),
-interleaved, and its fastest run counts (about 11 minutes here for all three tables). Writes the
+interleaved, and its fastest run counts (the published run took 21.6 minutes here for all three
+tables; `docs/results/tracking.md` gives each run's time). Writes the
 markdown table, the raw JSON and the success/precision plots.
 
     PYTHONPATH=. python benchmarks/tracking.py                               # docs/results/tracking.md
