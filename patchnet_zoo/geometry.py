@@ -163,7 +163,8 @@ def crop_windows(
 ) -> torch.Tensor:
     """Resample many axis-aligned windows of one frame to ``out_size`` squares in one call.
 
-    ``frame`` is (3, H, W) on the 0-255 scale, ``centers`` (B, 2) and ``sizes`` (B, 2) are in pixels.
+    ``frame`` is (3, H, W) on the 0-255 scale, ``centers`` (B, 2) and ``sizes`` (B, 2) (tensors or
+    arrays) are in pixels.
     Output (B, 3, out_size, out_size) float32; the parts of a window outside the frame take the colour
     ``fill``. Only the region of interest that covers all windows is converted to float, so one small
     box in a large frame stays cheap. Aspect ratio is not preserved (PatchNet resamples exactly).
@@ -211,8 +212,14 @@ def _sample_steps(out_size: int) -> np.ndarray:
     return steps
 
 
-def _window_bounds(centers: torch.Tensor, sizes: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
-    """(B, 2) float32 top-left and bottom-right corners of windows given by centre and size."""
-    c = centers.detach().to("cpu", torch.float32).numpy()
-    half = sizes.detach().to("cpu", torch.float32).numpy() / 2
+def _window_bounds(centers, sizes) -> tuple[np.ndarray, np.ndarray]:
+    """(B, 2) float32 top-left and bottom-right corners of windows given by centre and size
+    (tensors or arrays)."""
+    c, half = _float32_array(centers), _float32_array(sizes) / 2
     return c - half, c + half
+
+
+def _float32_array(x) -> np.ndarray:
+    if torch.is_tensor(x):
+        x = x.detach().cpu().numpy()
+    return np.asarray(x, dtype=np.float32)

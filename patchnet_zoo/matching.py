@@ -203,4 +203,5 @@ class PatchMatcher:
         return dec.boxes, dec.confidence, dec.cell, dec.peak
 
     def _crop(self, frame: torch.Tensor, cxcywh: torch.Tensor, scale: float, out: int) -> torch.Tensor:
-        return crop_windows(frame, cxcywh[:, :2], cxcywh[:, 2:] * scale, out, self.model.pixel_mean.view(3))
+        c = cxcywh.detach().cpu().numpy()  # 4 numbers a box: numpy, not torch's per-op cost
+        return crop_windows(frame, c[:, :2], c[:, 2:] * np.float32(scale), out, self.model.pixel_mean.view(3))

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from patchnet_zoo.eval.flops import count_patchnet_flops
-from patchnet_zoo.models.layers import SparseOffsetConv
+from patchnet_zoo.models.layers import SparseOffsetConv, _energy_scale_numpy, _sums_by_doubling, window_energy
 from patchnet_zoo.models.patchnet import PatchNet, decode, decode_peak
 
 VARIANTS = [
@@ -238,6 +238,31 @@ def test_inference_path_equals_the_training_path(kw):
         score, off = m(t, s)
     torch.testing.assert_close(score, train_score.detach(), rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(off, train_off.detach(), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("k,stride", [(2, 1), (4, 1), (8, 2), (16, 4), (8, 3)])
+def test_window_sums_by_doubling_equal_average_pooling_on_tensors_and_arrays(k, stride):
+    """The inference window sums (torch off the CPU, numpy on it) against the training pooling."""
+    torch.manual_seed(0)
+    x = torch.rand(2, 4, 37, 41) * 255 - 120
+    want = torch.nn.functional.avg_pool2d(x, k, stride) * (k * k)
+    torch.testing.assert_close(_sums_by_doubling(x, k, stride), want, rtol=1e-5, atol=1e-2)
+    torch.testing.assert_close(torch.from_numpy(_sums_by_doubling(x.numpy(), k, stride)), want, rtol=1e-5, atol=1e-2)
+
+
+@pytest.mark.parametrize("zero_mean", [False, True])
+def test_numpy_normalisation_equals_the_torch_one(zero_mean):
+    """The CPU inference path computes the correlation's normalisation in numpy: same scale as the
+    torch operations (including a flat part, whose energy is near zero)."""
+    torch.manual_seed(2)
+    x = torch.rand(3, 3, 67, 67) * 255 - 120
+    x[1, :, :, :20] = 7.0
+    energy = window_energy(x, 4, 1, zero_mean)
+    eps = 0.1 * energy.flatten(1).std(1).view(3, 1, 1, 1) + 1e-9
+    want = (0.01 * torch.rsqrt(energy + eps)).permute(2, 3, 0, 1)
+    got = torch.from_numpy(_energy_scale_numpy(x.numpy(), 4, 1, zero_mean))
+    assert got.shape == want.shape == (64, 64, 3, 1)
+    torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-9)
 
 
 @pytest.mark.parametrize("kw", [{}, {"patch_size": 4}, {"response_size": 9}], ids=["default", "k4", "r9"])

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -137,12 +138,19 @@ class PatchCorrelation(nn.Module):
         corr = F.conv2d(x, w, stride=self.stride, groups=b)[0]  # (B*P, H, W), memory (H, W, B*P)
         h, wd = corr.shape[-2:]
         corr = corr.permute(1, 2, 0).reshape(h, wd, b, p)
-        energy = window_energy(search, k, self.stride, self.zero_mean)  # (B, 1, H, W)
-        eps = 0.1 * energy.flatten(1).std(1).view(b, 1, 1, 1) + 1e-9
         if torch.is_grad_enabled():
+            energy = window_energy(search, k, self.stride, self.zero_mean)  # (B, 1, H, W)
+            eps = 0.1 * energy.flatten(1).std(1).view(b, 1, 1, 1) + 1e-9
             scale = (0.01 * torch.rsqrt(energy + eps)).permute(2, 3, 0, 1).contiguous()  # (H, W, B, 1)
             return corr * scale
+        if search.device.type == "cpu" and _doubles(k):
+            # a few thousand numbers a box: numpy computes the same float32 scale without torch's
+            # per-operation cost, which is most of the time of these small steps
+            scale = torch.from_numpy(_energy_scale_numpy(search.detach().numpy(), k, self.stride, self.zero_mean))
+            return corr.mul_(scale)
         # inference: the same operations in place (``energy`` is this call's own tensor)
+        energy = window_energy(search, k, self.stride, self.zero_mean)
+        eps = 0.1 * energy.flatten(1).std(1).view(b, 1, 1, 1) + 1e-9
         scale = energy.add_(eps).rsqrt_().mul_(0.01).permute(2, 3, 0, 1).contiguous()
         return corr.mul_(scale)
 
@@ -163,23 +171,51 @@ def window_sums(x: torch.Tensor, k: int, stride: int) -> torch.Tensor:
     """Sum of every plane of (B, C, S, S) over every k x k window at ``stride``: (B, C, H, W).
 
     Training keeps the average pooling the shipped weights were trained with (bit for bit). At
-    inference a power-of-two window is summed by doubling, one shifted add per halving along each
-    axis, several times faster than average pooling over many planes on CPU; same values to float
-    rounding (tests check both)."""
-    if torch.is_grad_enabled() or k < 2 or k & (k - 1):  # doubling needs a power-of-two window of 2+
+    inference a power-of-two window is summed by doubling (``_sums_by_doubling``), several times
+    faster than average pooling over many planes on CPU; same values to float rounding (tests
+    check both)."""
+    if torch.is_grad_enabled() or not _doubles(k):
         return F.avg_pool2d(x, k, stride) * (k * k)
+    return _sums_by_doubling(x, k, stride)
+
+
+def _doubles(k: int) -> bool:
+    """Whether a k x k window can be summed by doubling: a power of two, 2 or more."""
+    return k >= 2 and not k & (k - 1)
+
+
+def _sums_by_doubling(x, k: int, stride: int):
+    """Window sums of a (B, C, S, S) torch tensor or numpy array, one shifted add per halving of
+    the window along each axis (k a power of two >= 2), then one strided add per axis."""
     for axis in (2, 3):
-        span = 1
+        n, span = x.shape[axis], 1
         while span < k // 2:
-            x = x.narrow(axis, 0, x.shape[axis] - span) + x.narrow(axis, span, x.shape[axis] - span)
-            span *= 2
-        n = (x.shape[axis] - span - 1) // stride + 1  # windows of 2 * span = k along this axis
-        idx = [slice(None)] * 4
-        idx[axis] = slice(0, (n - 1) * stride + 1, stride)
-        first = x[tuple(idx)]
-        idx[axis] = slice(span, span + (n - 1) * stride + 1, stride)
-        x = first + x[tuple(idx)]
+            x = _along(x, axis, slice(0, n - span)) + _along(x, axis, slice(span, n))
+            n, span = n - span, span * 2
+        last = (n - span - 1) // stride * stride  # start of the last window of 2 * span = k
+        x = _along(x, axis, slice(0, last + 1, stride)) + _along(x, axis, slice(span, span + last + 1, stride))
     return x
+
+
+def _along(x, axis: int, part: slice):
+    index = [slice(None)] * x.ndim
+    index[axis] = part
+    return x[tuple(index)]
+
+
+def _energy_scale_numpy(search: np.ndarray, k: int, stride: int, about_mean: bool) -> np.ndarray:
+    """``PatchCorrelation``'s normalisation ``0.01 / sqrt(energy + eps)`` of (B, C, S, S) float32
+    crops, as an (H, W, B, 1) float32 array: ``window_energy`` and the same eps, in numpy."""
+    sq = (search * search).sum(1, keepdims=True)
+    sums = _sums_by_doubling(np.concatenate([sq, search], 1) if about_mean else sq, k, stride)
+    energy = sums[:, :1]
+    if about_mean:
+        means = sums[:, 1:]
+        energy = np.maximum(energy - (means * means).sum(1, keepdims=True) / (k * k), 0)
+    b = energy.shape[0]
+    eps = 0.1 * energy.reshape(b, -1).std(1, ddof=1) + 1e-9
+    scale = 0.01 / np.sqrt(energy + eps.astype(np.float32).reshape(b, 1, 1, 1))
+    return np.ascontiguousarray(scale.transpose(2, 3, 0, 1))
 
 
 class SparseScoreConv(nn.Module):

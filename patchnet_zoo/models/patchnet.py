@@ -21,6 +21,7 @@ Inputs are crops on the 0-255 RGB scale; the model centres them itself (``input_
 from __future__ import annotations
 
 import copy
+import functools
 import math
 from dataclasses import dataclass, field
 
@@ -40,41 +41,42 @@ PATCH_NORMS = ("energy", "zero_mean")
 
 @dataclass(frozen=True)
 class PatchNetGeometry:
-    """Sizes derived from (K, N, response size)."""
+    """Sizes derived from (K, N, response size); each is computed once per geometry (every match
+    reads several of them)."""
 
     patch_size: int
     patches_per_side: int
     response_size: int
 
-    @property
+    @functools.cached_property
     def levels(self) -> int:
         return int(round(math.log2(self.patches_per_side)))
 
-    @property
+    @functools.cached_property
     def template_size(self) -> int:
         return self.patch_size * self.patches_per_side
 
-    @property
+    @functools.cached_property
     def corr_stride(self) -> int:
         return self.patch_size // 4
 
-    @property
+    @functools.cached_property
     def corr_size(self) -> int:
         m = self.response_size + 4
         for _ in range(self.levels - 1):
             m = 2 * m + 4
         return m
 
-    @property
+    @functools.cached_property
     def search_size(self) -> int:
         return self.corr_size * self.corr_stride + self.patch_size - 1
 
-    @property
+    @functools.cached_property
     def search_scale(self) -> float:
         """Search window side / box side (119/64 = 1.859 at the defaults)."""
         return self.search_size / self.template_size
 
-    @property
+    @functools.cached_property
     def max_shift_cells(self) -> int:
         return self.response_size // 2
 
@@ -204,43 +206,66 @@ class PatchNet(
         self._check_crop(search, self.search_size, "search")
         if filters.shape[0] != search.shape[0]:
             raise ValueError(f"{filters.shape[0]} templates but {search.shape[0]} search crops")
+        arrays = self._inference_arrays()
         # the first score convolution weighs each correlation channel by a constant: that weight is
         # folded into the filters (3,000 numbers a box) instead of a pass over the correlation volume
-        first = self.score_convs[0]
-        weighted = filters * first._channel_weights().view(1, -1, 1, 1, 1)
+        weighted = filters * arrays.channel_weights[0].view(1, -1, 1, 1, 1)
         s = self.correlation(weighted, self.centred(search))  # (H, W, B, C), tap-major channels
         maps = []
-        for level, conv in enumerate(self.score_convs):
-            s = first.sum_taps(s) if level == 0 else conv(s)
+        for level, conv in enumerate(arrays.score_convs):
+            s = conv.sum_taps(s if level == 0 else s * arrays.channel_weights[level])
             maps.append(s)
-            if level < len(self.pools):
+            if level < len(arrays.score_convs) - 1:  # 2x2 max pooling
                 h, w = s.shape[0] // 2, s.shape[1] // 2
                 win = s.view(h, 2, w, 2, *s.shape[2:])
                 rows = torch.maximum(win.select(1, 0), win.select(1, 1))  # (h, w, 2, B, C)
                 s = torch.maximum(rows.select(2, 0), rows.select(2, 1))
         score = s.permute(2, 3, 0, 1)  # (B, 1, R, R)
-        best = peak_cell(score)
-        r = score.shape[-1]
-        flat = best.cpu().numpy()
-        peak = np.stack([flat // r, flat % r], 1)  # (B, 2) row, col
-        first_nodes = self._first_level_nodes(maps[0], peak) if rigid else None
-        shift = self.rigid_placement(first_nodes, peak).to(score.device) if rigid else None
-        if not self.offset_convs:  # no box regression, or a single level (whose offsets are zero)
-            return Located(score, best, score.new_zeros(score.shape[0], 4), shift)
-        return Located(score, best, self._offsets_on_tree(maps, peak, select_alpha, first_nodes), shift)
+        b, r = score.shape[0], score.shape[-1]
+        flat = _peak_index(_as_numpy(score).reshape(b, r * r))
+        best = _from_numpy(flat, score.device)
+        peak = np.stack(np.divmod(flat, r), 1)  # (B, 2) row, col
+        first_nodes = self._first_level_nodes(maps[0], peak, arrays) if rigid else None
+        shift = _from_numpy(self.rigid_placement(first_nodes, peak, arrays), score.device) if rigid else None
+        if arrays.tree is None:  # no box regression, or a single level (whose offsets are zero)
+            return Located(score, best, score.new_zeros(b, 4), shift)
+        offsets = self._offsets_on_tree(maps, peak, arrays.tree, select_alpha, first_nodes)
+        return Located(score, best, _from_numpy(offsets, score.device), shift)
 
-    def _first_level_nodes(self, first: torch.Tensor, peak: np.ndarray) -> np.ndarray:
+    def _inference_arrays(self) -> "_InferenceArrays":
+        """What ``locate`` derives from the parameters: every score convolution's channel weights,
+        the peak tree's weights and the rigid placement's matrix. Built once and reused until a
+        parameter changes (an optimizer step, a load, a move to another device or dtype), which
+        one check of all parameters per match finds (cheaper than one check per piece)."""
+        slots = self.__dict__.get("_parameter_slots")
+        if slots is None:  # where every parameter lives, so that a reassigned one is seen too
+            slots = [(m._parameters, name) for m in self.modules() for name in m._parameters]
+            self.__dict__["_parameter_slots"] = slots
+        key = parameters_key(*(params[name] for params, name in slots))
+        cached = self.__dict__.get("_inference_cache")
+        if cached is None or cached[0] != key:
+            with torch.no_grad():
+                convs = list(self.score_convs)
+                arrays = _InferenceArrays(
+                    score_convs=convs,
+                    channel_weights=[conv.weight[conv.parent_order].t().reshape(-1) for conv in convs],
+                    rigid=self._rigid_arrays(),
+                    tree=self._tree_arrays() if self.offset_convs else None)
+            cached = (key, arrays)
+            self.__dict__["_inference_cache"] = cached
+        return cached[1]
+
+    def _first_level_nodes(self, first: torch.Tensor, peak: np.ndarray, arrays: "_InferenceArrays") -> np.ndarray:
         """(B, n) values of the first aggregation level's output (H, W, B, C) at the first-level
         nodes of each peak's tree (``peak_nodes_0`` order), in one flat gather."""
         _, w, b, c = first.shape
-        rows, cols, channels = self._rigid_arrays()[1:]
         pooled = 1 << (self.geometry.levels - 1)  # first-level rows per response cell
         # flat index: ((row * W + col) * B + batch) * C + channel, rows counted from pooled * peak
         base = ((peak[:, 0] * (pooled * w) + peak[:, 1] * pooled) * b + np.arange(b)) * c
-        return _take_flat(first, base[:, None] + ((rows * w + cols) * (b * c) + channels))
+        return _take_flat(first, base[:, None] + arrays.first_node_offsets(w, b * c))
 
-    def rigid_placement(self, first_nodes: np.ndarray, peak: np.ndarray) -> torch.Tensor:
-        """Centre shift (B, 2) (dx, dy) in response cells of the best rigid template placement in
+    def rigid_placement(self, first_nodes: np.ndarray, peak: np.ndarray, arrays: "_InferenceArrays") -> np.ndarray:
+        """Centre shift (B, 2) float32 (dx, dy) in response cells of the best rigid template placement in
         each box's peak cell.
 
         The pooled score lets every group of patches settle at its own spot within a cell, which
@@ -255,7 +280,7 @@ class PatchNet(
         g = self.geometry
         b = first_nodes.shape[0]
         pooled = 1 << (g.levels - 1)  # placements per cell and axis
-        rigid = (first_nodes @ self._rigid_arrays()[0]).reshape(b, pooled, pooled)  # (B, row, col)
+        rigid = (first_nodes @ arrays.rigid[0]).reshape(b, pooled, pooled)  # (B, row, col)
         yi, xi = np.divmod(rigid.reshape(b, -1).argmax(1), pooled)
         at = np.stack([yi, xi], 1)  # (B, 2)
         batch = np.arange(b)[:, None]
@@ -270,27 +295,22 @@ class PatchNet(
         # placement (top-left patch at this correlation row/col) -> template centre vs crop centre
         shift_px = g.corr_stride * pos + ((g.template_size - 1) / 2 - (g.search_size - 1) / 2)
         out = shift_px[:, ::-1] * (g.patches_per_side / g.template_size)  # (dx, dy) in cells
-        return torch.from_numpy(np.ascontiguousarray(out, dtype=np.float32))
+        return np.ascontiguousarray(out, dtype=np.float32)
 
     def _rigid_arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """The first level's nodes of the peak tree as (row, col, channel) offsets, and the
         (nodes, placements) matrix that sums each placement's blocks, each weighted by the product
-        of the aggregation weights above the first level on its path to the root."""
-        params = [conv.weight for conv in self.score_convs]
-        key = parameters_key(*params)
-        cached = self.__dict__.get("_rigid_cache")
-        if cached is not None and cached[0] == key:
-            return cached[1]
+        of the aggregation weights above the first level on its path to the root
+        (``_inference_arrays`` keeps them)."""
         side = self.geometry.patches_per_side // 2  # blocks per side after the first level
         block = self.score_convs[0].parent_order.cpu().numpy()  # tap-major channel -> row-major block
         br, bc = np.divmod(block, side)
         weights = np.ones(len(block), np.float32)
-        with torch.no_grad():
-            for level in range(1, len(self.score_convs)):
-                children = side >> (level - 1)  # grid side of this level's children
-                wt = self.score_convs[level].weight.detach().cpu().numpy()
-                r, c = br >> (level - 1), bc >> (level - 1)
-                weights *= wt[(r // 2) * (children // 2) + c // 2, (r % 2) * 2 + c % 2]
+        for level in range(1, len(self.score_convs)):
+            children = side >> (level - 1)  # grid side of this level's children
+            wt = self.score_convs[level].weight.detach().cpu().numpy()
+            r, c = br >> (level - 1), bc >> (level - 1)
+            weights *= wt[(r // 2) * (children // 2) + c // 2, (r % 2) * 2 + c % 2]
         nodes = self.peak_nodes_0.cpu().numpy()  # (n, 3) channel, row, col from pooled * peak
         channel, rows, cols = nodes[:, 0], nodes[:, 1], nodes[:, 2]
         step = 2 * TAP_SPACING  # one block = two patches = 8 correlation steps
@@ -299,12 +319,10 @@ class PatchNet(
         assert ((place_r >= 0) & (place_r < pooled) & (place_c >= 0) & (place_c < pooled)).all()
         matrix = np.zeros((len(nodes), pooled * pooled), np.float32)
         matrix[np.arange(len(nodes)), place_r * pooled + place_c] = weights[channel]
-        arrays = (matrix, rows.astype(np.int64), cols.astype(np.int64), channel.astype(np.int64))
-        self.__dict__["_rigid_cache"] = (key, arrays)
-        return arrays
+        return matrix, rows.astype(np.int64), cols.astype(np.int64), channel.astype(np.int64)
 
-    def _offsets_on_tree(self, maps: list[torch.Tensor], peak: np.ndarray, select_alpha: float | None = None,
-                         first_nodes: np.ndarray | None = None) -> torch.Tensor:
+    def _offsets_on_tree(self, maps: list[torch.Tensor], peak: np.ndarray, tree: "_PeakTree",
+                         select_alpha: float | None = None, first_nodes: np.ndarray | None = None) -> np.ndarray:
         """Box offsets (B, 4) at ``peak`` ((B, 2) row, col of the last level), bottom-up over the peak tree.
 
         A few hundred numbers per box: numpy does the gathers, soft selections and merges without
@@ -313,7 +331,6 @@ class PatchNet(
         levels = len(maps)
         b = peak.shape[0]
         batch = np.arange(b)
-        tree = self._tree_arrays()
         pooled = None  # soft-selected offsets of the level below, (B, nodes, 4)
         for level in range(levels):
             if level == 0:
@@ -322,15 +339,15 @@ class PatchNet(
                 weight, bias = tree.weights[level - 1]  # (n, tap * in, out), (n, out)
                 off = (pooled.reshape(b, -1, 16, 1) * weight).sum(2) + bias
             if level == levels - 1:
-                return torch.from_numpy(np.ascontiguousarray(off[:, 0])).to(maps[0].device)
-            a = maps[level]  # (H, W, B, C)
-            _, w, _, c = a.shape
-            scale = 1 << (levels - 1 - level)
-            # flat index into a: ((row * W + col) * B + batch) * C + channel
-            base = ((peak[:, 0] * (scale * w) + peak[:, 1] * scale) * b + batch) * c  # (B,)
+                return np.ascontiguousarray(off[:, 0])
             if level == 0 and first_nodes is not None:
                 values = first_nodes
             else:
+                a = maps[level]  # (H, W, B, C)
+                _, w, _, c = a.shape
+                scale = 1 << (levels - 1 - level)
+                # flat index into a: ((row * W + col) * B + batch) * C + channel
+                base = ((peak[:, 0] * (scale * w) + peak[:, 1] * scale) * b + batch) * c  # (B,)
                 values = _take_flat(a, base[:, None] + tree.node_offsets(level, w, b * c))
             alpha = tree.alphas[level] if select_alpha is None else np.float32(select_alpha)
             sel = _softmax_last(values.reshape(b, -1, 4) * alpha)  # (B, parents, 4 windows)
@@ -344,13 +361,7 @@ class PatchNet(
     def _tree_arrays(self) -> "_PeakTree":
         """The peak tree's node indices and, per offset level, every node's (tap * in, out) weights
         and (out,) bias, gathered from the sparse offset convolutions, with the pools' alphas and
-        biases, as numpy arrays; cached until a parameter changes (an optimizer step, a load)."""
-        params = [p for conv in self.offset_convs for p in (conv.weight, conv.bias)]
-        params += [p for pool in self.pools for p in (pool.alpha, pool.bias)]
-        key = parameters_key(*params)
-        cached = self.__dict__.get("_tree_cache")
-        if cached is not None and cached[0] == key:
-            return cached[1]
+        biases, as numpy arrays (``_inference_arrays`` keeps them)."""
         weights = []
         with torch.no_grad():
             for level, conv in enumerate(self.offset_convs, start=1):
@@ -363,7 +374,6 @@ class PatchNet(
                 weights=weights,
                 alphas=[pool.alpha.detach().cpu().numpy().astype(np.float32) for pool in self.pools],
                 window_biases=[pool.bias.detach().reshape(4, 4).t().contiguous().cpu().numpy() for pool in self.pools])
-        self.__dict__["_tree_cache"] = (key, tree)
         return tree
 
     def forward_reference(self, template: torch.Tensor, search: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -466,9 +476,23 @@ def peak_cell(score: torch.Tensor) -> torch.Tensor:
     """Flat index of the peak of each (B, 1, R, R) map; a flat map has no peak and keeps the centre
     (argmax would pick the corner cell)."""
     b, _, r, _ = score.shape
-    s = score.detach().cpu().numpy().reshape(b, r * r)  # 81 numbers a box: numpy, not torch's per-op cost
+    return _from_numpy(_peak_index(_as_numpy(score).reshape(b, r * r)), score.device)
+
+
+def _peak_index(s: np.ndarray) -> np.ndarray:
+    """``peak_cell`` on (B, R*R) numpy maps (a few numbers a box: numpy, not torch's per-op cost)."""
     flat = (s.max(1) - s.min(1)) <= 1e-12
-    return torch.from_numpy(np.where(flat, (r * r) // 2, s.argmax(1))).to(score.device)
+    return np.where(flat, s.shape[1] // 2, s.argmax(1))
+
+
+def _as_numpy(t: torch.Tensor) -> np.ndarray:
+    """A tensor's values as numpy: a view on the CPU (no conversion call), else a copy."""
+    return t.detach().numpy() if t.device.type == "cpu" else t.detach().cpu().numpy()
+
+
+def _from_numpy(a: np.ndarray, device: torch.device) -> torch.Tensor:
+    t = torch.from_numpy(np.ascontiguousarray(a))
+    return t if device.type == "cpu" else t.to(device)
 
 
 @dataclass
@@ -513,27 +537,53 @@ def decode_peak(score: torch.Tensor, best: torch.Tensor, off: torch.Tensor, prev
     # a few numbers per box: numpy decodes them in a fraction of the time of torch's per-op cost
     # (same float32 arithmetic); the answer goes back to the score's device
     b, _, r, _ = score.shape
-    s, best_n, off_n, prev = (t.detach().cpu().numpy() for t in (score.reshape(b, r * r), best, off, prev_cxcywh))
+    s = _as_numpy(score).reshape(b, r * r)
+    best_n, off_n, prev = _as_numpy(best), _as_numpy(off), _as_numpy(prev_cxcywh)
     rows = np.arange(b)
     mx, mn = s.max(1), s.min(1)
-    sp = np.maximum(s - 0.75 * mx[:, None], 0).reshape(b, r, r)
-    peaks = np.where(sp == _max_3x3(sp), sp, 0).reshape(b, r * r)  # zero where not a peak
+    sp = np.zeros((b, r * r + 1), s.dtype)  # the last column: zero, for neighbours off the map
+    np.maximum(s - 0.75 * mx[:, None], 0, out=sp[:, :-1])
+    peaks = np.where(sp[:, :-1] == sp[:, _neighbours_3x3(r)].max(2), sp[:, :-1], 0)  # zero where not a peak
     total = peaks.sum(1)
     live = (total > 0) & ((mx - mn) > 1e-12)
     confidence = np.where(live, peaks[rows, best_n] / np.maximum(total, 1e-12), 0).astype(s.dtype)
     half = r // 2
-    cell = np.stack([best_n % r - half, best_n // r - half], 1).astype(s.dtype)
+    cell = np.empty((b, 2), s.dtype)
+    cell[:, 0], cell[:, 1] = best_n % r - half, best_n // r - half
     size = prev[:, 2:]
-    if centre_gain != 1.0:
-        off_n = off_n + np.tile((centre_gain - 1.0) * (off_n[:, 0:2] + off_n[:, 2:4]) / 2, (1, 2))
-    if centre_shift is not None:  # move the regressed box so its centre lands on the given shift
-        moved = centre_shift.detach().cpu().numpy() - cell - (off_n[:, 0:2] + off_n[:, 2:4]) / 2
-        off_n = off_n + np.tile(moved, (1, 2))
-    lo = prev[:, :2] - size / 2 + (cell + off_n[:, 0:2]) * (size / 8.0)
-    wh = size + (off_n[:, 2:4] - off_n[:, 0:2]) * (size / 8.0)
-    out = (np.concatenate([lo, wh], 1), confidence, cell, s[rows, best_n])
-    boxes, confidence, cell, peak = (torch.from_numpy(np.ascontiguousarray(x)).to(score.device) for x in out)
-    return Decoded(boxes=boxes, confidence=confidence, cell=cell, peak=peak)
+    unit = size / 8.0  # one response cell, in pixels per axis
+    # the box's centre is its cell plus the mean of its two boundary offsets per axis (scaled by
+    # ``centre_gain``), or the given shift; the size is the regressed one either way
+    lo_off, hi_off = off_n[:, 0:2], off_n[:, 2:4]
+    if centre_shift is not None:
+        centre = _as_numpy(centre_shift)
+    else:
+        centre = cell + (centre_gain * 0.5) * (lo_off + hi_off)
+    half_span = 0.5 * (hi_off - lo_off)  # half the box's size, in cells
+    boxes = np.concatenate([prev[:, :2] - size / 2 + (centre - half_span) * unit, size + 2 * half_span * unit], 1)
+    dev = score.device
+    return Decoded(boxes=_from_numpy(boxes, dev), confidence=_from_numpy(confidence, dev),
+                   cell=_from_numpy(cell, dev), peak=_from_numpy(s[rows, best_n], dev))
+
+
+@dataclass
+class _InferenceArrays:
+    """``PatchNet._inference_arrays``: what ``locate`` derives from the parameters."""
+
+    score_convs: list  # the score convolutions, in order
+    channel_weights: list  # per score convolution, (C_in,) weight of each tap-major input channel
+    rigid: tuple  # ``PatchNet._rigid_arrays``
+    tree: "_PeakTree | None"  # ``PatchNet._tree_arrays``; None without box offsets
+    _first_offsets: dict = field(default_factory=dict)
+
+    def first_node_offsets(self, width: int, cell_stride: int) -> np.ndarray:
+        """(n,) flat offsets of the first level's tree nodes from the peak's own cell in a (H,
+        ``width``, B, C) map, ``cell_stride`` = B * C; the same for every match of one window and batch size."""
+        found = self._first_offsets.get((width, cell_stride))
+        if found is None:
+            rows, cols, channels = self.rigid[1:]
+            found = self._first_offsets[(width, cell_stride)] = (rows * width + cols) * cell_stride + channels
+        return found
 
 
 @dataclass
@@ -569,10 +619,13 @@ def _softmax_last(x: np.ndarray) -> np.ndarray:
     return e / e.sum(-1, keepdims=True)
 
 
-def _max_3x3(x: np.ndarray) -> np.ndarray:
-    """Maximum over each 3x3 neighbourhood of (B, H, W) maps >= 0 (zero padding then equals none),
-    as two separable passes."""
-    p = np.zeros((x.shape[0], x.shape[1] + 2, x.shape[2] + 2), x.dtype)
-    p[:, 1:-1, 1:-1] = x
-    rows = np.maximum(np.maximum(p[:, :-2], p[:, 1:-1]), p[:, 2:])
-    return np.maximum(np.maximum(rows[:, :, :-2], rows[:, :, 1:-1]), rows[:, :, 2:])
+@functools.lru_cache(maxsize=8)
+def _neighbours_3x3(r: int) -> np.ndarray:
+    """(R*R, 9) flat indices of each cell's 3x3 neighbourhood in an R x R map, R*R (a zero cell
+    appended to the map) where a neighbour lies off the map."""
+    rows, cols = np.divmod(np.arange(r * r), r)
+    nr, nc = rows[:, None] + np.repeat([-1, 0, 1], 3), cols[:, None] + np.tile([-1, 0, 1], 3)
+    inside = (nr >= 0) & (nr < r) & (nc >= 0) & (nc < r)
+    table = np.where(inside, nr * r + nc, r * r)
+    table.flags.writeable = False  # shared by every call
+    return table
