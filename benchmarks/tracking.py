@@ -13,7 +13,7 @@ trackers with PatchNet and the confidence fallback, and the inter-frame methods 
 Every row is ``eval.ope.run_ope``: one fresh tracker per sequence, frames decoded before the clock
 starts, fps = frames / tracking seconds; speed-up = a row's fps / the per-frame fps of its base
 tracker in the same run. Every configuration tracks every sequence ``--timing-repeats`` times (3),
-interleaved, and its fastest run counts (the published run took 21.6 minutes here for all three
+interleaved, and its fastest run counts (the published run took 20.0 minutes here for all three
 tables; `docs/results/tracking.md` gives each run's time). Writes the
 markdown table, the raw JSON and the success/precision plots.
 
