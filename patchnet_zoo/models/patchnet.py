@@ -248,7 +248,7 @@ class PatchNet(
                 convs = list(self.score_convs)
                 arrays = _InferenceArrays(
                     score_convs=convs,
-                    channel_weights=[conv.weight[conv.parent_order].t().reshape(-1) for conv in convs],
+                    channel_weights=[conv._channel_weights() for conv in convs],
                     rigid=self._rigid_arrays(),
                     tree=self._tree_arrays() if self.offset_convs else None)
             cached = (key, arrays)
