@@ -412,6 +412,10 @@ def to_markdown(result: dict, command: str) -> str:
            "\"Rigid centre\").", ""]
           if (result.get("select_alpha") is not None or result.get("centre_gain", 1.0) != 1.0
               or result.get("edge_follow") or result.get("rigid_centre")) else []),
+        *([("PatchNet's score path is compiled in every PatchNet row (`PatchMatcher(compiled=True)`, "
+            "`--compiled`): the boxes are the same, bit for bit, as without it, and each configuration "
+            "compiles while it warms up, before the clock starts; see docs/design.md, \"A compiled "
+            "score path\"."), ""] if result.get("compiled") else []),
         "NanoTrack: `nanotrack` is `patchnet_zoo.trackers.nanotrack.NanoTrack` (NanoTrack v2's own graphs "
         "and algorithm, with a tracking state that the skip-frame tracker moves to PatchNet's estimate "
         "before every key frame — it would otherwise search around the position it saw itself frames "
@@ -570,7 +574,8 @@ def main(argv: list[str] | None = None) -> dict:
     result.update(split=str(args.split), quick=args.quick, untrained=args.untrained, command=command,
                   response_size=args.response_size, motion_prior=args.motion_prior,
                   select_alpha=args.select_alpha, centre_gain=args.centre_gain, edge_follow=args.edge_follow,
-                  rigid_centre=args.rigid_centre, conf_threshold=args.conf_threshold, timing_repeats=args.timing_repeats,
+                  rigid_centre=args.rigid_centre, compiled=args.compiled, conf_threshold=args.conf_threshold,
+                  timing_repeats=args.timing_repeats,
                   machine=machine_info(), load_start=load_start, load_end=_load())
     out_dir.mkdir(parents=True, exist_ok=True)
     result["plots"] = write_plots(result, out_dir, args.name)

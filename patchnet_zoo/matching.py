@@ -62,11 +62,15 @@ class PatchMatcher:
             cell (the patch correlations summed with the aggregation's weights, without its pooling;
             ``PatchNet.rigid_placement``) instead of the regressed offsets, which recover only about
             half of a sub-cell shift; the size stays as regressed (docs/design.md, "Rigid centre").
+        compiled: run the score path as one compiled graph (``torch.compile``; the same boxes, bit
+            for bit, in less time on a CPU). Needs a C++ compiler; the first match of each new
+            shape compiles (seconds). Where compiling fails, a warning is logged and matching runs
+            eagerly (docs/design.md, "A compiled score path").
     """
 
     def __init__(self, model: PatchNet, min_size: float = 2.0, response_size: int | None = None,
                  select_alpha: float | None = None, centre_gain: float = 1.0, edge_follow: int = 0,
-                 rigid_centre: bool = False):
+                 rigid_centre: bool = False, compiled: bool = False):
         if select_alpha is not None and not (math.isfinite(float(select_alpha)) and float(select_alpha) > 0):
             raise ValueError(f"select_alpha must be a positive number or None, got {select_alpha!r}")
         if not (math.isfinite(float(centre_gain)) and float(centre_gain) >= 0):
@@ -80,6 +84,9 @@ class PatchMatcher:
         self.centre_gain = float(centre_gain)
         self.edge_follow = int(edge_follow)
         self.rigid_centre = bool(rigid_centre)
+        if not isinstance(compiled, bool):
+            raise TypeError(f"compiled must be True or False, got {compiled!r}")
+        self.compiled = compiled
 
     def with_response_size(self, response_size: int | None) -> "PatchMatcher":
         """The same matcher (weights and decoding) over another search window; ``None``: this one."""
@@ -90,7 +97,7 @@ class PatchMatcher:
         in ``__init__``); the others, the search window included, are kept."""
         options = dict(min_size=self.min_size, response_size=None, select_alpha=self.select_alpha,
                        centre_gain=self.centre_gain, edge_follow=self.edge_follow,
-                       rigid_centre=self.rigid_centre)
+                       rigid_centre=self.rigid_centre, compiled=self.compiled)
         unknown = set(changes) - set(options)
         if unknown:
             raise TypeError(f"PatchMatcher has no option {', '.join(sorted(unknown))}")
@@ -197,7 +204,8 @@ class PatchMatcher:
     def _search(self, filters: torch.Tensor, frame: torch.Tensor, cxcywh: torch.Tensor):
         """Boxes (x,y,w,h), confidences, peak cells and peak scores of one search per window ``cxcywh``."""
         crops = self._crop(frame, cxcywh, self.search_scale, self.model.search_size)
-        located = self.model.locate(filters, crops, select_alpha=self.select_alpha, rigid=self.rigid_centre)
+        located = self.model.locate(filters, crops, select_alpha=self.select_alpha, rigid=self.rigid_centre,
+                                    compiled=self.compiled)
         dec = decode_peak(located.score, located.best, located.offsets, cxcywh, centre_gain=self.centre_gain,
                           centre_shift=located.rigid_shift)
         return dec.boxes, dec.confidence, dec.cell, dec.peak

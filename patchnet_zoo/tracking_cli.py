@@ -94,9 +94,15 @@ def add_decoding_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--rigid-centre", action="store_true",
                    help="place the box's centre at the best whole-template placement in the peak "
                         "cell instead of the regressed offsets (docs/design.md, \"Rigid centre\")")
+    p.add_argument("--compiled", action="store_true",
+                   help="run PatchNet's score path as one compiled graph (torch.compile: the same boxes "
+                        "in less time; needs a C++ compiler, the first match compiles for seconds; "
+                        "docs/design.md, \"A compiled score path\")")
 
 
-_PAPER_DECODING = {"select_alpha": None, "centre_gain": 1.0, "edge_follow": 0, "rigid_centre": False}
+#: the paper's decoding, run eagerly (``compiled`` changes the speed, never a box)
+_PAPER_DECODING = {"select_alpha": None, "centre_gain": 1.0, "edge_follow": 0, "rigid_centre": False,
+                   "compiled": False}
 
 
 def decoding_options(a: argparse.Namespace) -> dict:

@@ -144,6 +144,9 @@ class SkipFrameTracker(SingleObjectTracker):
             tracking bars on the val split: with the fallback as it is, and with ``motion_prior=0.75``
             on a fixed schedule (``conf_threshold=None``); docs/design.md, "One cheap carrier for
             both tracking bars".
+        compiled: run PatchNet's score path as one compiled graph (``PatchMatcher(compiled=True)``:
+            the same boxes in less time; needs a C++ compiler) for the matcher the tracker builds; a
+            given ``PatchMatcher`` keeps its own.
         relocate_base: before each key-frame update, hand a base tracker that has
             ``relocate(box)`` (``trackers.nanotrack.NanoTrack``, pysot-style trackers) the current
             inter-frame estimate, so it searches where the target is now instead of where it saw it
@@ -163,7 +166,7 @@ class SkipFrameTracker(SingleObjectTracker):
                  inter: str = "patchnet", matcher=None, size_damping: float | None = 0.25,
                  response_size: int | None = None, min_size: float = 2.0,
                  relocate_base: bool = True, motion_prior: float = DEFAULT_MOTION_PRIOR,
-                 rigid_centre: bool = False):
+                 rigid_centre: bool = False, compiled: bool = False):
         if isinstance(key_frame_interval, bool) or int(key_frame_interval) != key_frame_interval \
                 or key_frame_interval < 1:
             raise ValueError(f"key_frame_interval must be an integer >= 1, got {key_frame_interval!r}")
@@ -194,6 +197,9 @@ class SkipFrameTracker(SingleObjectTracker):
         if not isinstance(rigid_centre, bool):
             raise TypeError(f"rigid_centre must be True or False, got {rigid_centre!r}")
         self.rigid_centre = rigid_centre
+        if not isinstance(compiled, bool):
+            raise TypeError(f"compiled must be True or False, got {compiled!r}")
+        self.compiled = compiled
         self._matcher_arg = matcher
         self._matcher = None
         self.name = f"{self.base.name}+{inter}@{self.key_frame_interval}"
@@ -262,7 +268,7 @@ class SkipFrameTracker(SingleObjectTracker):
                 m = m.with_response_size(self.response_size)
             else:
                 m = PatchMatcher(m, response_size=self.response_size or DEFAULT_RESPONSE_SIZE,
-                                 rigid_centre=self.rigid_centre)
+                                 rigid_centre=self.rigid_centre, compiled=self.compiled)
             self._matcher = m
         return self._matcher
 

@@ -143,16 +143,21 @@ class PatchCorrelation(nn.Module):
             eps = 0.1 * energy.flatten(1).std(1).view(b, 1, 1, 1) + 1e-9
             scale = (0.01 * torch.rsqrt(energy + eps)).permute(2, 3, 0, 1).contiguous()  # (H, W, B, 1)
             return corr * scale
+        return corr.mul_(self.inference_scale(search))
+
+    def inference_scale(self, search: torch.Tensor) -> torch.Tensor:
+        """The normalisation ``0.01 / sqrt(energy + eps)`` of (B, C, S, S) search crops at inference,
+        as (H, W, B, 1): ``forward`` multiplies the correlation by it (and so does
+        ``compiled_scores.score_maps``)."""
+        k, b = self.k, search.shape[0]
         if search.device.type == "cpu" and _doubles(k):
             # a few thousand numbers a box: numpy computes the same float32 scale without torch's
             # per-operation cost, which is most of the time of these small steps
-            scale = torch.from_numpy(_energy_scale_numpy(search.detach().numpy(), k, self.stride, self.zero_mean))
-            return corr.mul_(scale)
-        # inference: the same operations in place (``energy`` is this call's own tensor)
+            return torch.from_numpy(_energy_scale_numpy(search.detach().numpy(), k, self.stride, self.zero_mean))
+        # the same operations in place (``energy`` is this call's own tensor)
         energy = window_energy(search, k, self.stride, self.zero_mean)
         eps = 0.1 * energy.flatten(1).std(1).view(b, 1, 1, 1) + 1e-9
-        scale = energy.add_(eps).rsqrt_().mul_(0.01).permute(2, 3, 0, 1).contiguous()
-        return corr.mul_(scale)
+        return energy.add_(eps).rsqrt_().mul_(0.01).permute(2, 3, 0, 1).contiguous()
 
 
 def window_energy(x: torch.Tensor, k: int, stride: int, about_mean: bool = False) -> torch.Tensor:

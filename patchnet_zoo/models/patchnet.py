@@ -31,6 +31,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from huggingface_hub import PyTorchModelHubMixin
 
+from .compiled_scores import compiled_score_maps
 from .layers import (TAP_SPACING, TAPS, PatchCorrelation, SoftSelectPool, SparseOffsetConv, SparseScoreConv,
                      parameters_key, tap_major_order)
 
@@ -192,7 +193,7 @@ class PatchNet(
         return score, off[:, :, :, 0, :].permute(2, 3, 0, 1)
 
     def locate(self, filters: torch.Tensor, search: torch.Tensor, select_alpha: float | None = None,
-               rigid: bool = False) -> "Located":
+               rigid: bool = False, compiled: bool = False) -> "Located":
         """Inference: the score map and the box offsets at its peak only.
 
         ``decode`` reads the offsets at one cell, and that cell's offsets depend on a small tree of
@@ -202,7 +203,9 @@ class PatchNet(
         ``match_filters`` at the peak, a fraction of the operations (tests check both).
         ``select_alpha`` replaces the learned soft-select temperatures of the offsets (None: keep).
         ``rigid`` also returns ``rigid_shift``: the centre shift, in response cells, of the best
-        rigid placement of the whole template within the peak cell (``rigid_placement``)."""
+        rigid placement of the whole template within the peak cell (``rigid_placement``).
+        ``compiled`` runs the score path as one compiled graph (``compiled_scores``; the same maps,
+        bit for bit), eagerly where compiling is not possible."""
         self._check_crop(search, self.search_size, "search")
         if filters.shape[0] != search.shape[0]:
             raise ValueError(f"{filters.shape[0]} templates but {search.shape[0]} search crops")
@@ -210,17 +213,14 @@ class PatchNet(
         # the first score convolution weighs each correlation channel by a constant: that weight is
         # folded into the filters (3,000 numbers a box) instead of a pass over the correlation volume
         weighted = filters * arrays.channel_weights[0].view(1, -1, 1, 1, 1)
-        s = self.correlation(weighted, self.centred(search))  # (H, W, B, C), tap-major channels
-        maps = []
-        for level, conv in enumerate(arrays.score_convs):
-            s = conv.sum_taps(s if level == 0 else s * arrays.channel_weights[level])
-            maps.append(s)
-            if level < len(arrays.score_convs) - 1:  # 2x2 max pooling
-                h, w = s.shape[0] // 2, s.shape[1] // 2
-                win = s.view(h, 2, w, 2, *s.shape[2:])
-                rows = torch.maximum(win.select(1, 0), win.select(1, 1))  # (h, w, 2, B, C)
-                s = torch.maximum(rows.select(2, 0), rows.select(2, 1))
-        score = s.permute(2, 3, 0, 1)  # (B, 1, R, R)
+        centred = self.centred(search)
+        maps = None
+        if compiled:
+            maps = compiled_score_maps(weighted, centred, self.correlation.inference_scale(centred),
+                                       arrays.channel_weights, self.correlation.stride)
+        if maps is None:
+            maps = self._score_maps_eager(weighted, centred, arrays)
+        score = maps[-1].permute(2, 3, 0, 1)  # (B, 1, R, R)
         b, r = score.shape[0], score.shape[-1]
         flat = _peak_index(_as_numpy(score).reshape(b, r * r))
         best = _from_numpy(flat, score.device)
@@ -231,6 +231,21 @@ class PatchNet(
             return Located(score, best, score.new_zeros(b, 4), shift)
         offsets = self._offsets_on_tree(maps, peak, arrays.tree, select_alpha, first_nodes)
         return Located(score, best, _from_numpy(offsets, score.device), shift)
+
+    def _score_maps_eager(self, weighted: torch.Tensor, centred: torch.Tensor,
+                          arrays: "_InferenceArrays") -> list[torch.Tensor]:
+        """Every score level's output (H, W, B, C), tap-major channels; the last is the score."""
+        s = self.correlation(weighted, centred)  # (H, W, B, C), tap-major channels
+        maps = []
+        for level, conv in enumerate(arrays.score_convs):
+            s = conv.sum_taps(s if level == 0 else s * arrays.channel_weights[level])
+            maps.append(s)
+            if level < len(arrays.score_convs) - 1:  # 2x2 max pooling
+                h, w = s.shape[0] // 2, s.shape[1] // 2
+                win = s.view(h, 2, w, 2, *s.shape[2:])
+                rows = torch.maximum(win.select(1, 0), win.select(1, 1))  # (h, w, 2, B, C)
+                s = torch.maximum(rows.select(2, 0), rows.select(2, 1))
+        return maps
 
     def _inference_arrays(self) -> "_InferenceArrays":
         """What ``locate`` derives from the parameters: every score convolution's channel weights,
