@@ -7,12 +7,11 @@ propagation; 15 boxes of the ground truth's size spread over the frame plus the 
 reported per box. Frames are decoded before timing. The issue's bars: <= 3 ms alone, <= 1.5 ms per
 box in a batch of 16.
 
-    PYTHONPATH=. python benchmarks/match_speed.py [--threads 1,2] [--response-sizes 7,13] [--models patchnet,patchnet_k4] [--compile]
+    PYTHONPATH=. python benchmarks/match_speed.py [--threads 1,2] [--response-sizes 7,13] [--models patchnet,patchnet_k4] [--compiled]
 """
 from __future__ import annotations
 
 import argparse
-import copy
 import itertools
 import json
 import shlex
@@ -74,7 +73,9 @@ def main(argv=None) -> dict:
     p.add_argument("--response-sizes", default="7,13")
     p.add_argument("--models", default="patchnet,patchnet_k4", help="packaged PatchNet weights to time")
     p.add_argument("--repeats", type=int, default=60)
-    p.add_argument("--compile", action="store_true", help="also time torch.compile'd matching (slow to start)")
+    p.add_argument("--compiled", action="store_true",
+                   help="also time PatchMatcher(compiled=True): the score path as one compiled graph "
+                        "(compiles on each new shape's first call, during the warm-up calls)")
     p.add_argument("--default-allocator", action="store_true",
                    help="skip patchnet_zoo._runtime.tune_cpu_allocator (to see what it buys)")
     p.add_argument("--json", default="docs/results/match_speed.json")
@@ -88,22 +89,22 @@ def main(argv=None) -> dict:
     rows = []
     for threads in (int(t) for t in a.threads.split(",")):
         torch.set_num_threads(threads)
+        if a.compiled:  # a new thread count compiles anew: start from an empty cache, within torch's limit
+            torch._dynamo.reset()
         calls, meta = {}, []
         for seq_path in SEQUENCES:
             seq = read_folder_sequence(root / seq_path)
             f0, f1, box = seq.frame(0), seq.frame(1), np.asarray(seq.boxes[0])
             for (name, model), r in itertools.product(models.items(), (int(x) for x in a.response_sizes.split(","))):
                 variants = [("eager", PatchMatcher(model, response_size=r))]
-                if a.compile:  # a shallow copy, so the eager matcher keeps the plain method
-                    twin = copy.copy(model.with_response_size(r))
-                    twin.locate = torch.compile(twin.locate, dynamic=False)
-                    variants.append(("compiled", PatchMatcher(twin)))
+                if a.compiled:  # the same boxes, the score path as one compiled graph
+                    variants.append(("compiled", PatchMatcher(model, response_size=r, compiled=True)))
                 for mode, matcher in variants:
                     key = len(meta)
                     meta.append({"model": name, "sequence": seq.name, "frame": f"{f0.shape[1]}x{f0.shape[0]}",
                                  "threads": threads, "response_size": r, "mode": mode})
-                    for name, fn in timed_calls(matcher, f0, f1, box, rng).items():
-                        calls[(key, name)] = fn
+                    for call, fn in timed_calls(matcher, f0, f1, box, rng).items():
+                        calls[(key, call)] = fn
         medians = interleaved_medians(calls, a.repeats)
         for key, row in enumerate(meta):
             for name in ("b1_encode_match", "b1_match", "b16_encode_match", "b16_match"):
@@ -115,12 +116,16 @@ def main(argv=None) -> dict:
     Path(a.json).parent.mkdir(parents=True, exist_ok=True)
     Path(a.json).write_text(json.dumps(out, indent=1) + "\n")
     lines = [
-        "# PatchNet match time (crops and decoding included)", "",
+        "# PatchNet match time (crops and decoding included)"
+        + (", eager and compiled score path" if a.compiled else ""), "",
         f"Command: `{out['command']}`", "",
         f"Machine: {out['machine'].get('cpu', 'CPU')}, {out['machine']['cpu_count']} cores, torch {out['machine']['torch']}. "
         "Medians over the repeats, all calls of one thread count taking turns; frames decoded before "
         "timing; a shared machine, so compare rows of one run.", "",
         "Bars (issue): one box alone <= 3 ms; <= 1.5 ms per box in a batch of 16.", "",
+        *(["Mode \"compiled\": `PatchMatcher(compiled=True)`, the score path as one compiled graph "
+           "(the same boxes, bit for bit); it compiles during the warm-up calls, before the timing. "
+           "See docs/design.md, \"A compiled score path\".", ""] if a.compiled else []),
         "| model | frame | threads | response | mode | 1 box: encode + match | 1 box: match (template cached) | 16 boxes: encode + match, per box | 16 boxes: match, per box |",
         "|---|---|---|---|---|---|---|---|---|",
     ]

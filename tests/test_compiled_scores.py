@@ -90,8 +90,8 @@ def test_score_maps_follow_the_eager_layers_on_random_input():
         search = model.centred(torch.rand(2, 3, model.search_size, model.search_size) * 255)
         weighted = model.encode_template(template) * arrays.channel_weights[0].view(1, -1, 1, 1, 1)
         eager = model._score_maps_eager(weighted, search, arrays)
-        direct = compiled_scores.score_maps(weighted, search, model.correlation.inference_scale(search),
-                                            arrays.channel_weights, model.correlation.stride)
+        direct = compiled_scores.score_maps(model.correlation.correlate(weighted, search),
+                                            model.correlation.inference_scale(search), arrays.channel_weights)
     assert len(direct) == len(eager) == model.geometry.levels
     for a, b in zip(eager, direct):
         assert a.shape == b.shape and np.array_equal(a.numpy(), b.numpy())

@@ -154,17 +154,17 @@ def test_decoding_options_reach_the_skip_frame_trackers_matcher(tld_video, capsy
     video, box = tld_video
     common = ["track", str(video), "--box", box, "--tracker", "kcf", "--key-frame-interval", "3", "--out", "o"]
     a = cli.build_parser().parse_args(common + ["--select-alpha", "30", "--centre-gain", "1.5", "--edge-follow", "1",
-                                                "--rigid-centre"])
+                                                "--rigid-centre", "--compiled"])
     factory = _factory_from_args(a)
     assert factory.config["decoding"] == {"select_alpha": 30.0, "centre_gain": 1.5, "edge_follow": 1,
-                                          "rigid_centre": True}
+                                          "rigid_centre": True, "compiled": True}
     m = factory().matcher
-    assert (m.select_alpha, m.centre_gain, m.edge_follow, m.rigid_centre,
-            m.model.geometry.response_size) == (30.0, 1.5, 1, True, 9)
+    assert (m.select_alpha, m.centre_gain, m.edge_follow, m.rigid_centre, m.compiled,
+            m.model.geometry.response_size) == (30.0, 1.5, 1, True, True, 9)
     default = _factory_from_args(cli.build_parser().parse_args(common))
     assert "decoding" not in default.config
     m = default().matcher
-    assert (m.select_alpha, m.centre_gain, m.edge_follow, m.rigid_centre) == (None, 1.0, 0, False)  # the paper's
+    assert (m.select_alpha, m.centre_gain, m.edge_follow, m.rigid_centre, m.compiled) == (None, 1.0, 0, False, False)
     for flag, bad in (("--edge-follow", "-1"), ("--edge-follow", "1.5"), ("--select-alpha", "0"),
                       ("--centre-gain", "-2")):
         with pytest.raises(SystemExit) as e:

@@ -131,24 +131,29 @@ class PatchCorrelation(nn.Module):
     def forward(self, filters: torch.Tensor, search: torch.Tensor) -> torch.Tensor:
         """Returns the normalised correlation in (H, W, B, N^2) layout: that is how the grouped
         channels-last convolution lays it out in memory, so no transposition is ever paid."""
-        b, p, c, k, _ = filters.shape
-        s = search.shape[-1]
-        x = search.reshape(1, b * c, s, s).contiguous(memory_format=torch.channels_last)
-        w = filters.reshape(b * p, c, k, k).contiguous(memory_format=torch.channels_last)
-        corr = F.conv2d(x, w, stride=self.stride, groups=b)[0]  # (B*P, H, W), memory (H, W, B*P)
-        h, wd = corr.shape[-2:]
-        corr = corr.permute(1, 2, 0).reshape(h, wd, b, p)
+        corr = self.correlate(filters, search)
         if torch.is_grad_enabled():
+            b, k = search.shape[0], self.k
             energy = window_energy(search, k, self.stride, self.zero_mean)  # (B, 1, H, W)
             eps = 0.1 * energy.flatten(1).std(1).view(b, 1, 1, 1) + 1e-9
             scale = (0.01 * torch.rsqrt(energy + eps)).permute(2, 3, 0, 1).contiguous()  # (H, W, B, 1)
             return corr * scale
         return corr.mul_(self.inference_scale(search))
 
+    def correlate(self, filters: torch.Tensor, search: torch.Tensor) -> torch.Tensor:
+        """The correlation before its normalisation, (H, W, B, N^2)."""
+        b, p, c, k, _ = filters.shape
+        s = search.shape[-1]
+        x = search.reshape(1, b * c, s, s).contiguous(memory_format=torch.channels_last)
+        w = filters.reshape(b * p, c, k, k).contiguous(memory_format=torch.channels_last)
+        corr = F.conv2d(x, w, stride=self.stride, groups=b)[0]  # (B*P, H, W), memory (H, W, B*P)
+        h, wd = corr.shape[-2:]
+        return corr.permute(1, 2, 0).reshape(h, wd, b, p)
+
     def inference_scale(self, search: torch.Tensor) -> torch.Tensor:
         """The normalisation ``0.01 / sqrt(energy + eps)`` of (B, C, S, S) search crops at inference,
-        as (H, W, B, 1): ``forward`` multiplies the correlation by it (and so does
-        ``compiled_scores.score_maps``)."""
+        as (H, W, B, 1): ``forward`` multiplies the correlation by it (``compiled_scores.score_maps``
+        too)."""
         k, b = self.k, search.shape[0]
         if search.device.type == "cpu" and _doubles(k):
             # a few thousand numbers a box: numpy computes the same float32 scale without torch's

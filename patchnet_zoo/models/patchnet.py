@@ -216,8 +216,8 @@ class PatchNet(
         centred = self.centred(search)
         maps = None
         if compiled:
-            maps = compiled_score_maps(weighted, centred, self.correlation.inference_scale(centred),
-                                       arrays.channel_weights, self.correlation.stride)
+            maps = compiled_score_maps(self.correlation.correlate(weighted, centred),
+                                       self.correlation.inference_scale(centred), arrays.channel_weights)
         if maps is None:
             maps = self._score_maps_eager(weighted, centred, arrays)
         score = maps[-1].permute(2, 3, 0, 1)  # (B, 1, R, R)
