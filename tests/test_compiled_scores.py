@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import logging
+import os
+import shutil
 
 import numpy as np
 import pytest
@@ -42,6 +44,8 @@ def test_compiled_matches_are_the_eager_ones_bit_for_bit(real_windows, arch, rig
         a, b = eager.match(templates, later, boxes), compiled.match(templates, later, boxes)
         assert _same(a, b), (arch, (a.boxes - b.boxes).abs().max())
         assert (a.confidence > 0).all()  # real matches, not empty windows
+    if shutil.which(os.environ.get("CXX", "c++")):  # with a compiler, the compiled graph ran (no fallback)
+        assert not compiled_scores._failed
 
 
 def test_a_failed_compile_falls_back_to_the_eager_path_with_a_warning(real_windows, monkeypatch, caplog):
