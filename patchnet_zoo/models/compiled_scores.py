@@ -59,8 +59,8 @@ def compiled_score_maps(corr: torch.Tensor, scale: torch.Tensor,
     """``score_maps`` compiled, or None where compiling failed in this process (the caller then runs
     its eager path).
 
-    The map sizes are compiled in (loops of known length run about twice as fast as loops over
-    symbolic sizes), the batch size is not: one graph serves one box, one more every larger batch, per
+    The map sizes are compiled in (loops of known length run faster than loops over symbolic
+    sizes), the batch size is not: one graph serves one box, one more every larger batch, per
     window and model. Torch compiles again for a new window, model or thread count, up to its
     recompile limit per process, and runs further shapes eagerly."""
     global _compiled, _failed
