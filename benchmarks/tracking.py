@@ -74,6 +74,11 @@ LEAD = 0.75  # SkipFrameTracker(motion_prior=...) of the leading PatchNet rows (
 #: ``accelerate(t, inter="patchnet-k4-zero-mean", rigid_centre=True)`` (+ ``motion_prior=0.75``
 #: with ``conf_threshold=None``); docs/design.md, "One cheap carrier for both tracking bars"
 K4ZM_RIGID = "patchnet-k4-zero-mean-rigid"
+#: K4 with the rigid centre between NanoTrack's key frames (Table 3): the rigid centre is the largest
+#: gain of any decoding option on the train split; ``accelerate(t, inter="patchnet-k4", rigid_centre=True)``
+#: (docs/design.md, "K4 with the rigid centre"); the same once more with the compiled score path
+K4_RIGID = "patchnet-k4-rigid"
+K4_RIGID_COMPILED = "patchnet-k4-rigid-compiled"
 INTER_LABELS = {
     "hold": "hold (repeat the key-frame box)",
     "kcf": "KCF* (gate off, primed)",
@@ -89,10 +94,12 @@ INTER_LABELS = {
 INTER_ORDER = ("hold", "kcf", "mosse", "patch-aggregation", "patchnet", "patchnet-lead", "patchnet-k4",
                "patchnet-zero-mean", "patchnet-k4-zero-mean", K4ZM_RIGID)
 #: the PatchNet models between key frames in Table 3, per base tracker (others: the paper's only)
-SKIP_INTERS = {"nanotrack": ("patchnet", "patchnet-k4", "patchnet-zero-mean", "patchnet-k4-zero-mean", K4ZM_RIGID)}
+SKIP_INTERS = {"nanotrack": ("patchnet", "patchnet-k4", K4_RIGID, K4_RIGID_COMPILED, "patchnet-zero-mean",
+                             "patchnet-k4-zero-mean", K4ZM_RIGID)}
 SKIP_LABELS = {"patchnet": "PatchNet", "patchnet-k4": "PatchNet K4", "patchnet-zero-mean": "PatchNet zero-mean",
                "patchnet-k4-zero-mean": "PatchNet K4 zero-mean",
-               K4ZM_RIGID: "PatchNet K4 zero-mean, rigid centre"}
+               K4ZM_RIGID: "PatchNet K4 zero-mean, rigid centre", K4_RIGID: "PatchNet K4, rigid centre",
+               K4_RIGID_COMPILED: "PatchNet K4, rigid centre, compiled score path"}
 CONF = 0.8  # the paper's confidence fallback; --conf-threshold changes it for every fallback row
 
 # Why one thread by default: on this 2-core machine with other work running (load average 6-9),
@@ -172,6 +179,9 @@ def plan(args) -> tuple[dict, dict, dict]:
         elif inter == K4ZM_RIGID:  # the lead on a fixed schedule only (see K4ZM_RIGID)
             inter, decoding = "patchnet-k4-zero-mean", {**decoding, "rigid_centre": True}
             lead = LEAD if conf is None else lead
+        elif inter in (K4_RIGID, K4_RIGID_COMPILED):
+            compiled = inter == K4_RIGID_COMPILED or bool(decoding.get("compiled"))
+            inter, decoding = "patchnet-k4", {**decoding, "rigid_centre": True, "compiled": compiled}
         patch = interval is not None and inter in PATCHNET_INTER
         if patch and models.get(inter) is not None:
             kwargs["matcher"] = models[inter]
@@ -403,7 +413,10 @@ def to_markdown(result: dict, command: str) -> str:
         "(zero after a key frame): see docs/design.md, \"A constant-velocity prior\". The K4 zero-mean rows with the "
         "rigid centre are one carrier, `accelerate(tracker, inter=\"patchnet-k4-zero-mean\", rigid_centre=True)`, "
         "with `motion_prior=0.75` on Table 4's fixed schedule and without it under Table 3's fallback: see "
-        "docs/design.md, \"One cheap carrier for both tracking bars\".",
+        "docs/design.md, \"One cheap carrier for both tracking bars\". The \"PatchNet K4, rigid centre\" "
+        "rows are `accelerate(tracker, inter=\"patchnet-k4\", rigid_centre=True)`, once more with the score "
+        "path compiled (`compiled=True`: the same boxes, bit for bit, each configuration compiling while it "
+        "warms up, before the clock starts): see docs/design.md, \"K4 with the rigid centre\".",
         "",
         *([f"PatchNet's decoding: `PatchMatcher(select_alpha={result.get('select_alpha')}, "
            f"centre_gain={result.get('centre_gain', 1.0):g}, edge_follow={result.get('edge_follow', 0)}, "
@@ -494,7 +507,11 @@ def write_plots(result: dict, out_dir: Path, prefix: str) -> dict:
 
     groups = {"Per-frame trackers": [k for k in runs if k.startswith("per_frame/")]}
     for spec in result["bases"]:
-        ks = [k for k in runs if k.startswith(f"skip/{spec}/")]
+        # one curve per model at the largest maximum interval: the curves of one model at N = 2..6
+        # lie on top of each other, and the compiled row's are its eager twin's, bit for bit
+        ks = [k for k in runs if k.startswith(f"skip/{spec}/") and not k.split("/")[2].startswith(K4_RIGID_COMPILED)]
+        top = max((int(k.rsplit("/N", 1)[1]) for k in ks), default=None)
+        ks = [k for k in ks if k.endswith(f"/N{top}")]
         if ks:
             groups[f"Skip-frame {PER_FRAME_LABELS.get(spec, spec)}"] = [f"per_frame/{spec}"] + ks
     inter = [k for k in runs if k.startswith("inter/")]
@@ -509,12 +526,60 @@ def write_plots(result: dict, out_dir: Path, prefix: str) -> dict:
         plot_success_precision({label(k): curves_for_plot(runs[k]) for k in keys}, path,
                                title=f"{title} ({result['split']} split)")
         plots[title] = path.name
+    if "per_frame/nanotrack" in runs and any(k.startswith("skip/nanotrack/") for k in runs):
+        title = "Skip-frame NanoTrack: speed-up and accuracy against the bar"
+        path = out_dir / f"{prefix}_skip_frame_nanotrack_bar.png"
+        plot_skip_frame_bar(runs, path, title=f"{title} ({result['split']} split)")
+        plots[title] = path.name
     return plots
 
 
+def plot_skip_frame_bar(runs: dict, path: Path, title: str) -> Path:
+    """Table 3 for NanoTrack at a glance: each model between key frames as a line through its
+    maximum intervals N, speed-up against share of per-frame success, the issue's bar shaded."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    pf = runs["per_frame/nanotrack"]
+    series: dict = {}
+    for key, r in runs.items():
+        parts = key.split("/")
+        if parts[0] != "skip" or parts[1] != "nanotrack":
+            continue
+        series.setdefault(parts[2].split("+")[0], []).append(
+            (int(parts[3][1:]), r["fps"] / pf["fps"], 100 * r["success"] / pf["success"]))
+    fig = Figure(figsize=(8, 5.5))
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot(1, 1, 1)
+    points = [p for pts in series.values() for p in pts]
+    x_hi = max(max(p[1] for p in points) * 1.05, DONE_MIN_SPEEDUP * 1.1)
+    y_lo = min(min(p[2] for p in points) - 0.5, 100 * DONE_MIN_SHARE - 1)
+    y_hi = max(max(p[2] for p in points) + 0.5, 100.5)
+    ax.axvspan(DONE_MIN_SPEEDUP, x_hi, ymin=(100 * DONE_MIN_SHARE - y_lo) / (y_hi - y_lo), color="tab:green",
+               alpha=0.12, label=f"the bar: ≥ {100 * DONE_MIN_SHARE:.0f} % and ≥ {DONE_MIN_SPEEDUP}×")
+    ax.axhline(100 * DONE_MIN_SHARE, color="tab:green", lw=0.8, ls="--")
+    ax.axvline(DONE_MIN_SPEEDUP, color="tab:green", lw=0.8, ls="--")
+    for inter, pts in series.items():
+        pts.sort()
+        compiled = inter == K4_RIGID_COMPILED
+        line = ax.plot([p[1] for p in pts], [p[2] for p in pts], marker="s" if compiled else "o",
+                       ls=":" if compiled else "-", label=SKIP_LABELS.get(inter, inter))[0]
+        for n, x, y in pts:
+            ax.annotate(f"N={n}", (x, y), textcoords="offset points", xytext=(4, -10 if compiled else 4),
+                        fontsize=7, color=line.get_color())
+    ax.plot([1.0], [100.0], marker="*", ms=12, color="black", ls="none", label="NanoTrack on every frame")
+    ax.set(xlim=(0.9, x_hi), ylim=(y_lo, y_hi), xlabel="speed-up against per-frame NanoTrack (wall clock)",
+           ylabel="success, % of per-frame NanoTrack", title=title)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=2, fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    return path
+
+
 # ------------------------------------------------------------------------------------------- main
-def main(argv: list[str] | None = None) -> dict:
-    argv = sys.argv[1:] if argv is None else argv
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data", default=None, help="data root (default: $PATCHNET_ZOO_DATA or ../shared/data)")
     p.add_argument("--split", default="val", help="split name or file (default: val)")
@@ -548,7 +613,34 @@ def main(argv: list[str] | None = None) -> dict:
                         "run counts (default: 3; one run's speed-ups on this shared machine drift by "
                         "several per cent)")
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--render", metavar="JSON", default=None,
+                   help="run nothing: rewrite the markdown and the plots from a JSON this script wrote "
+                        "(into --out-dir, default: the JSON's folder), keeping that run's command")
+    return p
+
+
+def render(json_path: Path, out_dir: Path | None, name: str) -> dict:
+    """The markdown and the plots of a finished run, from its JSON (no tracking is run)."""
+    result = json.loads(Path(json_path).read_text())
+    out_dir = Path(json_path).parent if out_dir is None else out_dir
+    out_dir.mkdir(parents=True, exist_ok=True)
+    old_plots = set(result.get("plots", {}).values())
+    result["plots"] = write_plots(result, out_dir, name)
+    for stale in old_plots - set(result["plots"].values()):  # a plot this code no longer draws
+        (out_dir / stale).unlink(missing_ok=True)
+    (out_dir / f"{name}.json").write_text(json.dumps(result, indent=2, default=float) + "\n")
+    (out_dir / f"{name}.md").write_text(to_markdown(result, result["command"]))
+    return result
+
+
+def main(argv: list[str] | None = None) -> dict:
+    argv = sys.argv[1:] if argv is None else argv
+    p = build_parser()
     args = p.parse_args(argv)
+    if args.render:
+        result = render(Path(args.render), Path(args.out_dir) if args.out_dir else None, args.name)
+        print("\n".join(done_checks(result)))
+        return result
     if args.quick is not None and args.quick < 2:
         p.error("--quick needs at least 2 frames")
     out_dir = Path(args.out_dir) if args.out_dir else Path("runs/tracking_quick" if args.quick else "docs/results")

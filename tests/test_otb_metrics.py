@@ -111,3 +111,13 @@ def test_plot(tmp_path):
     r = evaluate_sequence(GT.copy(), GT)
     out = plot_success_precision({"perfect": r, "other": aggregate([r])}, tmp_path / "otb.png", title="t")
     assert out.is_file() and out.stat().st_size > 1000
+
+
+def test_plot_with_many_lines_puts_the_legends_below_the_axes(tmp_path):
+    from matplotlib.image import imread
+
+    r = evaluate_sequence(GT.copy(), GT)
+    few = imread(plot_success_precision({"a": r, "b": r}, tmp_path / "few.png"))
+    many = imread(plot_success_precision({f"method {i}": r for i in range(10)}, tmp_path / "many.png"))
+    # the legends take rows of their own under the plots instead of covering the curves
+    assert many.shape[0] > few.shape[0] * 1.3

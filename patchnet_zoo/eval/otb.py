@@ -163,26 +163,36 @@ def plot_success_precision(results: Mapping[str, dict], path: str | Path, title:
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig = Figure(figsize=(11, 4.5))
+    # past a handful of lines the legends go below the axes, where they cover no curve
+    below = len(results) > 6
+    fig = Figure(figsize=(11, 4.5 + (0.17 * len(results) if below else 0.0)))
     FigureCanvasAgg(fig)
     ax_s, ax_p = fig.subplots(1, 2)
     by_success = sorted(results.items(), key=lambda kv: -np.mean(kv[1]["success_curve"]))
+    # the colour cycle has ten colours: past them the line style tells the methods apart
+    style = {name: ("-", "--", ":", "-.")[i // 10 % 4] for i, name in enumerate(results)}
+    colour = {name: f"C{i % 10}" for i, name in enumerate(results)}
     for name, r in by_success:
         succ = np.asarray(r["success_curve"], dtype=np.float64)
-        ax_s.plot(np.linspace(0, 1, len(succ)), succ, label=f"{name} [{np.mean(succ):.3f}]")
+        ax_s.plot(np.linspace(0, 1, len(succ)), succ, ls=style[name], color=colour[name],
+                  label=f"{name} [{np.mean(succ):.3f}]")
     by_precision = sorted(results.items(), key=lambda kv: -np.asarray(kv[1]["precision_curve"])[PRECISION_AT])
     for name, r in by_precision:
         prec = np.asarray(r["precision_curve"], dtype=np.float64)
-        ax_p.plot(np.arange(len(prec)), prec, label=f"{name} [{prec[PRECISION_AT]:.3f}]")
+        ax_p.plot(np.arange(len(prec)), prec, ls=style[name], color=colour[name],
+                  label=f"{name} [{prec[PRECISION_AT]:.3f}]")
     ax_s.set(xlabel="overlap threshold", ylabel="success rate", xlim=(0, 1), ylim=(0, 1.02),
              title="Success plot (AUC)")
     ax_p.set(xlabel="location error threshold (px)", ylabel="precision", xlim=(0, 50), ylim=(0, 1.02),
              title=f"Precision plot (at {PRECISION_AT} px)")
     for ax in (ax_s, ax_p):
         ax.grid(True, alpha=0.3)
-        ax.legend(loc="lower left" if ax is ax_s else "lower right", fontsize=8)
+        if below:
+            ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.14), fontsize=7)
+        else:
+            ax.legend(loc="lower left" if ax is ax_s else "lower right", fontsize=8)
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=120, bbox_inches="tight" if below else None)
     return path
