@@ -7,6 +7,7 @@ what the user gives into that convention here, so the rest of the code never has
 from __future__ import annotations
 
 import functools
+import math
 from typing import Sequence
 
 import numpy as np
@@ -49,6 +50,8 @@ def check_boxes(boxes: torch.Tensor, frame_hw: tuple[int, int] | None = None, wh
     if boxes.numel() == 0:
         return
     a = boxes.detach().cpu().numpy()  # a few numbers: numpy checks them without torch's per-op cost
+    if a.shape == (1, 4) and _one_box_ok(a, frame_hw):  # a tracker's every frame: plain floats
+        return
     if not (np.isfinite(a).all() and (a[:, 2:] > 0).all()):  # find the rows to name only when needed
         bad = np.flatnonzero(~np.isfinite(a).all(1))
         if bad.size:
@@ -66,6 +69,20 @@ def check_boxes(boxes: torch.Tensor, frame_hw: tuple[int, int] | None = None, wh
             raise ValueError(
                 f"{what} rows {bad.tolist()} lie wholly outside the {w}x{h} frame: {a[bad].tolist()}"
             )
+
+
+def _one_box_ok(a: np.ndarray, frame_hw: tuple[int, int] | None) -> bool:
+    """Whether ``check_boxes`` passes one (1, 4) box, on plain floats: finite, positive size and,
+    with ``frame_hw``, not wholly outside the frame. ``x + w`` is rounded to the box's own float type,
+    as the vectorised check computes it. False sends the box through the full check (its messages)."""
+    x, y, w, h = a[0].tolist()
+    if not (math.isfinite(x) and math.isfinite(y) and math.isfinite(w) and math.isfinite(h) and w > 0 and h > 0):
+        return False
+    if frame_hw is None:
+        return True
+    cast = a.dtype.type
+    fh, fw = frame_hw
+    return float(cast(x + w)) > 0 and float(cast(y + h)) > 0 and x < fw and y < fh
 
 
 def xywh_to_xyxy(b: torch.Tensor) -> torch.Tensor:

@@ -130,3 +130,25 @@ def test_cxcywh_conversion_same_on_every_path():
     xywh_to_cxcywh(g)[:, 0].sum().backward()
     assert g.grad[:, 0].tolist() == [1.0] * 5 and g.grad[:, 2].tolist() == [0.5] * 5
     assert xywh_to_cxcywh(torch.tensor([[1, 2, 3, 4]])).tolist() == [[2.5, 4.0, 3.0, 4.0]]
+
+
+def test_one_box_check_agrees_with_the_batched_check():
+    """``check_boxes`` takes a plain-float path for a single box; whether a box passes must not
+    depend on it (the same box twice in a batch goes through the vectorised check)."""
+    frame_hw = (90, 130)
+    f32 = np.float32
+    boxes = [[10, 10, 20, 20], [np.nan, 1, 2, 2], [1, 1, np.inf, 2], [1, 1, 0, 2], [1, 1, 2, -1],
+             [-20, 5, 20, 5], [-20, 5, 20.5, 5], [129.9, 89.9, 5, 5], [130, 10, 5, 5], [10, 90, 5, 5],
+             [-1e8, 0, float(f32(1e8) + f32(4)), 3], [float(-f32(16777217.0)), 1, 16777216.0, 2]]
+    for box in boxes:
+        for hw in (frame_hw, None):
+            one = torch.tensor([box], dtype=torch.float32)
+
+            def raises(b):
+                try:
+                    check_boxes(b, hw)
+                except ValueError:
+                    return True
+                return False
+
+            assert raises(one) == raises(one.repeat(2, 1)), (box, hw)

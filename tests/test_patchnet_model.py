@@ -1,5 +1,6 @@
 """PatchNet as the paper describes it: shapes, the sparse fast path against the dense reference,
 structural zeros that survive training, the initialisations, and FLOPs."""
+import numpy as np
 import pytest
 import torch
 
@@ -288,6 +289,30 @@ def test_rigid_placement_finds_the_template_where_it_was_pasted(kw):
         centre = (g.search_size - 1) / 2 - (g.template_size - 1) / 2
         expected = torch.tensor([[(left - centre) / cell_px, (top - centre) / cell_px]])
         torch.testing.assert_close(located.rigid_shift, expected, atol=0.02, rtol=0)
+
+
+@pytest.mark.parametrize("kw", [{}, {"patch_size": 4}], ids=["default", "k4"])
+def test_one_box_rigid_shift_is_the_batched_one_bit_for_bit(kw):
+    """A single box takes a plain-float path through the rigid placement (a tracker's every frame);
+    on the same placement sums it must give the vectorised path's shift to the last bit, parabola
+    steps, ties, flat cells and NaN included."""
+    from patchnet_zoo.models.patchnet import _rigid_shift_batch, _rigid_shift_one
+
+    g = PatchNet(**kw).with_response_size(9).geometry
+    pooled = 1 << (g.levels - 1)
+    rng = np.random.default_rng(0)
+    for trial in range(3000):
+        sums = (rng.standard_normal((1, pooled, pooled)) * rng.choice([1e-3, 1.0, 1e3])).astype(np.float32)
+        if trial % 3 == 0:
+            sums = np.round(sums, 1)  # ties and flat neighbourhoods
+        if trial % 7 == 0:
+            sums[0, rng.integers(pooled), rng.integers(pooled)] = np.nan
+        if trial % 11 == 0:
+            sums[:] = 1.0  # a flat cell
+        peak = rng.integers(0, g.response_size, (1, 2))
+        one = _rigid_shift_one(sums.reshape(-1), peak[0], pooled, g)
+        assert one.dtype == np.float32 and one.shape == (1, 2)
+        np.testing.assert_array_equal(one, _rigid_shift_batch(sums, peak, pooled, g))
 
 
 def test_rigid_centre_replaces_the_centre_and_keeps_the_regressed_size():

@@ -296,21 +296,9 @@ class PatchNet(
         b = first_nodes.shape[0]
         pooled = 1 << (g.levels - 1)  # placements per cell and axis
         rigid = (first_nodes @ arrays.rigid[0]).reshape(b, pooled, pooled)  # (B, row, col)
-        yi, xi = np.divmod(rigid.reshape(b, -1).argmax(1), pooled)
-        at = np.stack([yi, xi], 1)  # (B, 2)
-        batch = np.arange(b)[:, None]
-        last = pooled - 1
-        ny = np.minimum(np.maximum(yi[:, None] + np.array([[-1, 1, 0, 0]]), 0), last)
-        nx = np.minimum(np.maximum(xi[:, None] + np.array([[0, 0, -1, 1]]), 0), last)
-        around = rigid[batch, ny, nx].reshape(b, 2, 2)  # (B, axis, before | after)
-        curve = around[:, :, 0] + around[:, :, 1] - 2 * rigid[batch[:, 0], yi, xi][:, None]
-        ok = (at > 0) & (at < last) & (curve < 0)  # a parabola where both neighbours are in the cell
-        step = np.where(ok, 0.5 * (around[:, :, 0] - around[:, :, 1]) / np.where(ok, curve, -1.0), 0.0)
-        pos = peak * pooled + at + step  # (B, 2) placement row, col in correlation steps
-        # placement (top-left patch at this correlation row/col) -> template centre vs crop centre
-        shift_px = g.corr_stride * pos + ((g.template_size - 1) / 2 - (g.search_size - 1) / 2)
-        out = shift_px[:, ::-1] * (g.patches_per_side / g.template_size)  # (dx, dy) in cells
-        return np.ascontiguousarray(out, dtype=np.float32)
+        if b == 1:  # one box (a tracker's every frame): the same arithmetic on plain floats
+            return _rigid_shift_one(rigid.reshape(-1), peak[0], pooled, g)
+        return _rigid_shift_batch(rigid, peak, pooled, g)
 
     def _rigid_arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """The first level's nodes of the peak tree as (row, col, channel) offsets, and the
@@ -620,6 +608,52 @@ class _PeakTree:
             nodes = self.nodes[level]
             found = self._offsets[key] = (nodes[:, 1] * width + nodes[:, 2]) * cell_stride + nodes[:, 0]
         return found
+
+
+def _rigid_shift_batch(rigid: np.ndarray, peak: np.ndarray, pooled: int, g) -> np.ndarray:
+    """``PatchNet.rigid_placement`` after the placement sums: ``rigid`` (B, pooled, pooled) float32,
+    ``peak`` (B, 2) row, col; returns the (B, 2) float32 shift (dx, dy) in response cells."""
+    b = rigid.shape[0]
+    yi, xi = np.divmod(rigid.reshape(b, -1).argmax(1), pooled)
+    at = np.stack([yi, xi], 1)  # (B, 2)
+    batch = np.arange(b)[:, None]
+    last = pooled - 1
+    ny = np.minimum(np.maximum(yi[:, None] + np.array([[-1, 1, 0, 0]]), 0), last)
+    nx = np.minimum(np.maximum(xi[:, None] + np.array([[0, 0, -1, 1]]), 0), last)
+    around = rigid[batch, ny, nx].reshape(b, 2, 2)  # (B, axis, before | after)
+    curve = around[:, :, 0] + around[:, :, 1] - 2 * rigid[batch[:, 0], yi, xi][:, None]
+    ok = (at > 0) & (at < last) & (curve < 0)  # a parabola where both neighbours are in the cell
+    step = np.where(ok, 0.5 * (around[:, :, 0] - around[:, :, 1]) / np.where(ok, curve, -1.0), 0.0)
+    pos = peak * pooled + at + step  # (B, 2) placement row, col in correlation steps
+    # placement (top-left patch at this correlation row/col) -> template centre vs crop centre
+    shift_px = g.corr_stride * pos + ((g.template_size - 1) / 2 - (g.search_size - 1) / 2)
+    out = shift_px[:, ::-1] * (g.patches_per_side / g.template_size)  # (dx, dy) in cells
+    return np.ascontiguousarray(out, dtype=np.float32)
+
+
+def _rigid_shift_one(sums: np.ndarray, peak: np.ndarray, pooled: int, g) -> np.ndarray:
+    """``PatchNet.rigid_placement`` for one box: ``sums`` the (pooled * pooled,) float32 placement
+    sums of its peak cell, row-major. A few dozen numbers: plain Python floats cost a fraction of
+    numpy's per-call time. Each float32 operation of the vectorised form is computed in float64 and
+    rounded to float32 (exactly float32's own result for +, -, * and /), the float64 ones as they
+    are, in the same order: the same shift, bit for bit (tests hold the two forms to each other)."""
+    f32 = np.float32
+    k = int(sums.argmax())
+    at = divmod(k, pooled)  # row, col of the best placement in the cell
+    v = sums.tolist()
+    top = v[k]
+    last = pooled - 1
+    step = [0.0, 0.0]
+    for axis, stride in ((0, pooled), (1, 1)):
+        if 0 < at[axis] < last:
+            before, after = v[k - stride], v[k + stride]
+            curve = float(f32(float(f32(before + after)) - 2 * top))
+            if curve < 0:  # a parabola through the neighbours
+                step[axis] = float(f32(0.5 * float(f32(before - after)) / curve))
+    offset = (g.template_size - 1) / 2 - (g.search_size - 1) / 2
+    to_cells = g.patches_per_side / g.template_size
+    row, col = (g.corr_stride * (int(peak[i]) * pooled + at[i] + step[i]) + offset for i in (0, 1))
+    return np.array([[col * to_cells, row * to_cells]], dtype=np.float32)
 
 
 def _take_flat(a: torch.Tensor, flat: np.ndarray) -> np.ndarray:
