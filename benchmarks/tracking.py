@@ -19,6 +19,7 @@ markdown table, the raw JSON and the success/precision plots.
 
     PYTHONPATH=. python benchmarks/tracking.py                               # docs/results/tracking.md
     PYTHONPATH=. python benchmarks/tracking.py --quick 30 --untrained --timing-repeats 1  # check: runs/tracking_quick/
+    PYTHONPATH=. python benchmarks/tracking.py --render docs/results/tracking.json  # tables and plots again, no run
 """
 from __future__ import annotations
 
@@ -509,7 +510,7 @@ def write_plots(result: dict, out_dir: Path, prefix: str) -> dict:
     for spec in result["bases"]:
         # one curve per model at the largest maximum interval: the curves of one model at N = 2..6
         # lie on top of each other, and the compiled row's are its eager twin's, bit for bit
-        ks = [k for k in runs if k.startswith(f"skip/{spec}/") and not k.split("/")[2].startswith(K4_RIGID_COMPILED)]
+        ks = [k for k in runs if k.startswith(f"skip/{spec}/") and k.split("/")[2].split("+")[0] != K4_RIGID_COMPILED]
         top = max((int(k.rsplit("/N", 1)[1]) for k in ks), default=None)
         ks = [k for k in ks if k.endswith(f"/N{top}")]
         if ks:
@@ -623,14 +624,21 @@ def render(json_path: Path, out_dir: Path | None, name: str) -> dict:
     """The markdown and the plots of a finished run, from its JSON (no tracking is run)."""
     result = json.loads(Path(json_path).read_text())
     out_dir = Path(json_path).parent if out_dir is None else out_dir
-    out_dir.mkdir(parents=True, exist_ok=True)
     old_plots = set(result.get("plots", {}).values())
-    result["plots"] = write_plots(result, out_dir, name)
+    write_outputs(result, out_dir, name)
     for stale in old_plots - set(result["plots"].values()):  # a plot this code no longer draws
         (out_dir / stale).unlink(missing_ok=True)
-    (out_dir / f"{name}.json").write_text(json.dumps(result, indent=2, default=float) + "\n")
-    (out_dir / f"{name}.md").write_text(to_markdown(result, result["command"]))
     return result
+
+
+def write_outputs(result: dict, out_dir: Path, name: str) -> list[Path]:
+    """The plots, the JSON and the markdown of a run (``result["plots"]`` set on the way)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    result["plots"] = write_plots(result, out_dir, name)
+    json_path, md_path = out_dir / f"{name}.json", out_dir / f"{name}.md"
+    json_path.write_text(json.dumps(result, indent=2, default=float) + "\n")
+    md_path.write_text(to_markdown(result, result["command"]))
+    return [md_path, json_path, *(out_dir / f for f in result["plots"].values())]
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -669,12 +677,7 @@ def main(argv: list[str] | None = None) -> dict:
                   rigid_centre=args.rigid_centre, compiled=args.compiled, conf_threshold=args.conf_threshold,
                   timing_repeats=args.timing_repeats,
                   machine=machine_info(), load_start=load_start, load_end=_load())
-    out_dir.mkdir(parents=True, exist_ok=True)
-    result["plots"] = write_plots(result, out_dir, args.name)
-    json_path, md_path = out_dir / f"{args.name}.json", out_dir / f"{args.name}.md"
-    json_path.write_text(json.dumps(result, indent=2, default=float) + "\n")
-    md_path.write_text(to_markdown(result, command))
-    for path in (md_path, json_path, *(out_dir / f for f in result["plots"].values())):
+    for path in write_outputs(result, out_dir, args.name):
         print(f"wrote {path}")
     for line in done_checks(result):
         print(line)

@@ -69,3 +69,14 @@ def test_bar_plot_draws_every_model_through_its_intervals(tmp_path):
     img = imread(path)
     assert img.shape[0] > 300 and img.shape[1] > 400
     assert img[..., :3].std() > 0.05  # something was drawn, not a blank canvas
+
+
+def test_render_rewrites_the_published_page_from_its_json(tmp_path):
+    """`--render` rebuilds the tables and plots of a finished run without tracking anything: from
+    the published JSON it gives the published markdown back, with its command, and every plot."""
+    mod = _benchmark()
+    result = mod.render(REPO / "docs" / "results" / "tracking.json", tmp_path, "tracking")
+    assert (tmp_path / "tracking.md").read_text() == (REPO / "docs" / "results" / "tracking.md").read_text()
+    assert "tracking_skip_frame_nanotrack_bar.png" in result["plots"].values()
+    for name in result["plots"].values():
+        assert (tmp_path / name).stat().st_size > 10_000
