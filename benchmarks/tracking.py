@@ -108,10 +108,19 @@ CONF = 0.8  # the paper's confidence fallback; --conf-threshold changes it for e
 # torch thread and 27-400 ms on two (the threads wait for each other while the other work holds a
 # core); skip-frame NanoTrack + PatchNet ran at 91-99 fps on one thread and 6-11 fps on two, while
 # per-frame NanoTrack ran at 103-111 fps on one OpenCV thread and 81-105 fps on two. Two threads
-# would measure the scheduler, not the trackers. Every row uses the same setting.
-THREADS_NOTE = ("torch and OpenCV run on {threads} thread(s) for every row (on a loaded 2-core machine two "
-                "threads made PatchNet's matches 4-50x slower while NanoTrack barely changed; see "
-                "`benchmarks/tracking.py`).")
+# would measure the scheduler, not the trackers. Every row uses the same setting. On a quiet machine
+# it is otherwise: NanoTrack gains much from a second OpenCV thread and the skip-frame speed-up
+# shrinks (docs/design.md, "Two cores"; ``--opencv-threads``).
+THREADS_NOTE = ("{who} for every row (on a loaded 2-core machine two "
+                "threads made PatchNet's matches 4-50x slower while NanoTrack barely changed; on a quiet one "
+                "NanoTrack gains much from a second OpenCV thread and PatchNet nothing from a second torch "
+                "thread: see `benchmarks/tracking.py` and docs/design.md, \"Two cores\").")
+
+
+def _threads_note(m: dict) -> str:
+    t, o = m["torch_threads"], m.get("opencv_threads", m["torch_threads"])
+    who = f"torch and OpenCV run on {t} thread(s)" if t == o else f"torch runs on {t} thread(s) and OpenCV on {o}"
+    return THREADS_NOTE.format(who=who)
 
 # "Done when" (the issue): skip-frame NanoTrack + PatchNet + fallback
 DONE_MIN_INTERVAL = 2.5
@@ -436,7 +445,7 @@ def to_markdown(result: dict, command: str) -> str:
         "ago); `cv2.TrackerNano` (the reference tracker, state private) is its per-frame reference row. "
         "Speed-ups and shares of the skip-frame rows are against per-frame `nanotrack`.",
         "",
-        "Threads: " + THREADS_NOTE.format(threads=m["torch_threads"]),
+        "Threads: " + _threads_note(m),
         "",
         "**Ratios within one run are meaningful**: every row ran in the same process on the same machine, "
         "interleaved (each sequence is decoded once and every configuration tracks it before the next "
@@ -609,6 +618,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="freshly initialised PatchNet models (checks the pipeline; not a result)")
     p.add_argument("--threads", type=int, default=1,
                    help="torch and OpenCV threads (default: 1; see THREADS_NOTE in this file)")
+    p.add_argument("--opencv-threads", type=int, default=None, metavar="N",
+                   help="OpenCV's threads alone (NanoTrack, CSRT, KCF, MOSSE), torch keeping --threads "
+                        "(default: --threads); e.g. 2 with --threads 1 gives NanoTrack both cores and "
+                        "PatchNet, whose small operations do not gain from a second thread, one")
     p.add_argument("--timing-repeats", type=int, default=3, metavar="R",
                    help="every configuration tracks every sequence R times, interleaved, and the fastest "
                         "run counts (default: 3; one run's speed-ups on this shared machine drift by "
@@ -662,7 +675,7 @@ def main(argv: list[str] | None = None) -> dict:
     try:
         import cv2
 
-        cv2.setNumThreads(args.threads)
+        cv2.setNumThreads(args.threads if args.opencv_threads is None else args.opencv_threads)
     except ImportError:
         pass
     root = Path(args.data) if args.data else default_data_root()

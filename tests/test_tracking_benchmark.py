@@ -80,3 +80,10 @@ def test_render_rewrites_the_published_page_from_its_json(tmp_path):
     assert "tracking_skip_frame_nanotrack_bar.png" in result["plots"].values()
     for name in result["plots"].values():
         assert (tmp_path / name).stat().st_size > 10_000
+
+
+def test_threads_line_names_both_counts_when_they_differ():
+    mod = _benchmark()
+    assert mod.build_parser().parse_args(["--opencv-threads", "2"]).opencv_threads == 2
+    assert "torch and OpenCV run on 1 thread(s)" in mod._threads_note({"torch_threads": 1, "opencv_threads": 1})
+    assert "torch runs on 1 thread(s) and OpenCV on 2" in mod._threads_note({"torch_threads": 1, "opencv_threads": 2})
