@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from .geometry import as_boxes, check_boxes, clip_boxes, crop_windows, to_frame_tensor, xywh_to_cxcywh
+from .models.compiled_match import compiled_match, graph_constants
 from .models.patchnet import PatchNet, decode_peak
 
 __all__ = ["Templates", "MatchResult", "PatchMatcher"]
@@ -62,10 +63,14 @@ class PatchMatcher:
             cell (the patch correlations summed with the aggregation's weights, without its pooling;
             ``PatchNet.rigid_placement``) instead of the regressed offsets, which recover only about
             half of a sub-cell shift; the size stays as regressed (docs/design.md, "Rigid centre").
-        compiled: run the score path as one compiled graph (``torch.compile``; the same boxes, bit
-            for bit, in less time on a CPU). Needs a C++ compiler; the first match of each new
-            shape compiles (seconds). Where compiling fails, a warning is logged and matching runs
-            eagerly (docs/design.md, "A compiled score path").
+        compiled: run each search after its crop, from the centring to the decoded box, as one
+            compiled graph (``torch.compile``, ``models.compiled_match``) where a call has one box:
+            the same operations in less time, the boxes the same to float rounding (about 1e-4
+            pixels; a near-tie between two cells may fall the other way). Calls with more boxes
+            compile the score path alone (``PatchNet.locate(compiled=True)``: the same boxes as
+            eagerly, bit for bit). Needs a C++ compiler; the first match of each new model, window
+            and decoding compiles (seconds). Where compiling fails, a warning is logged and matching
+            runs eagerly (docs/design.md, "A compiled match").
     """
 
     def __init__(self, model: PatchNet, min_size: float = 2.0, response_size: int | None = None,
@@ -204,11 +209,30 @@ class PatchMatcher:
     def _search(self, filters: torch.Tensor, frame: torch.Tensor, cxcywh: torch.Tensor):
         """Boxes (x,y,w,h), confidences, peak cells and peak scores of one search per window ``cxcywh``."""
         crops = self._crop(frame, cxcywh, self.search_scale, self.model.search_size)
+        if self.compiled and filters.shape[0] == 1:  # one box: the rest of the search compiled whole
+            found = self._compiled_search(filters, crops, cxcywh)
+            if found is not None:
+                return found
         located = self.model.locate(filters, crops, select_alpha=self.select_alpha, rigid=self.rigid_centre,
                                     compiled=self.compiled)
         dec = decode_peak(located.score, located.best, located.offsets, cxcywh, centre_gain=self.centre_gain,
                           centre_shift=located.rigid_shift)
         return dec.boxes, dec.confidence, dec.cell, dec.peak
+
+    def _compiled_search(self, filters: torch.Tensor, crops: torch.Tensor, cxcywh: torch.Tensor):
+        """``_search`` after the crop, through the compiled graph; None where it cannot run (the
+        caller goes eager)."""
+        model, g = self.model, self.model.geometry
+        arrays = model._inference_arrays()
+        cached = self.__dict__.get("_graph_cache")
+        if cached is None or cached[0] is not arrays:  # rebuilt when a parameter changes
+            cached = (arrays, graph_constants(model, arrays, self.select_alpha))
+            self.__dict__["_graph_cache"] = cached
+        return compiled_match(
+            crops, filters, cxcywh, cached[1], patch_size=g.patch_size, stride=g.corr_stride,
+            zero_mean=model.patch_norm == "zero_mean", box_mean=model.input_mean == "box",
+            template_size=g.template_size, response_size=g.response_size, levels=g.levels,
+            rigid=self.rigid_centre, centre_gain=self.centre_gain)
 
     def _crop(self, frame: torch.Tensor, cxcywh: torch.Tensor, scale: float, out: int) -> torch.Tensor:
         c = cxcywh.detach().cpu().numpy()  # 4 numbers a box: numpy, not torch's per-op cost

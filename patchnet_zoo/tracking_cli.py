@@ -95,12 +95,13 @@ def add_decoding_arguments(p: argparse.ArgumentParser) -> None:
                    help="place the box's centre at the best whole-template placement in the peak "
                         "cell instead of the regressed offsets (docs/design.md, \"Rigid centre\")")
     p.add_argument("--compiled", action="store_true",
-                   help="run PatchNet's score path as one compiled graph (torch.compile: the same boxes "
-                        "in less time; needs a C++ compiler, the first match compiles for seconds; "
-                        "docs/design.md, \"A compiled score path\")")
+                   help="compile PatchNet's matches (torch.compile: a one-box match from crop to box as "
+                        "one graph, the boxes the same to float rounding, in less time; needs a C++ "
+                        "compiler, the first match compiles for seconds; docs/design.md, \"A compiled "
+                        "match\")")
 
 
-#: the paper's decoding, run eagerly (``compiled`` changes the speed, never a box)
+#: the paper's decoding, run eagerly (``compiled`` changes the speed, a box only by float rounding)
 _PAPER_DECODING = {"select_alpha": None, "centre_gain": 1.0, "edge_follow": 0, "rigid_centre": False,
                    "compiled": False}
 

@@ -1,4 +1,6 @@
-"""The compiled score path (``PatchMatcher(compiled=True)``) gives the eager path's boxes, bit for bit."""
+"""The compiled score path (``PatchNet.locate(compiled=True)``, which ``PatchMatcher(compiled=True)``
+takes for calls of several boxes) gives the eager path's boxes, bit for bit. One-box calls compile
+the whole match instead: ``tests/test_compiled_match.py``."""
 from __future__ import annotations
 
 import logging
@@ -33,7 +35,7 @@ def _same(a, b) -> bool:
     return torch.equal(a.boxes, b.boxes) and torch.equal(a.confidence, b.confidence)
 
 
-@pytest.mark.parametrize("arch, rigid, batch", [("patchnet_k4_zero_mean", True, 1), ("patchnet", False, 3)])
+@pytest.mark.parametrize("arch, rigid, batch", [("patchnet_k4_zero_mean", True, 2), ("patchnet", False, 3)])
 def test_compiled_matches_are_the_eager_ones_bit_for_bit(real_windows, arch, rigid, batch):
     eager = PatchMatcher(load_pretrained_patchnet(arch), response_size=9, rigid_centre=rigid)
     compiled = eager.replace(compiled=True)
@@ -60,6 +62,7 @@ def test_a_failed_compile_falls_back_to_the_eager_path_with_a_warning(real_windo
     eager = PatchMatcher(load_pretrained_patchnet("patchnet_k4"), response_size=9)
     compiled = eager.replace(compiled=True)
     key, later, box = real_windows[0]
+    box = torch.cat([box, box + 4])  # several boxes: the score path is what compiles
     templates = eager.encode(key, box)
     with caplog.at_level(logging.WARNING, logger=compiled_scores.__name__):
         first = compiled.match(templates, later, box)

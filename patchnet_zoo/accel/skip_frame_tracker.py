@@ -144,9 +144,9 @@ class SkipFrameTracker(SingleObjectTracker):
             tracking bars on the val split: with the fallback as it is, and with ``motion_prior=0.75``
             on a fixed schedule (``conf_threshold=None``); docs/design.md, "One cheap carrier for
             both tracking bars".
-        compiled: run PatchNet's score path as one compiled graph (``PatchMatcher(compiled=True)``:
-            the same boxes in less time; needs a C++ compiler) for the matcher the tracker builds; a
-            given ``PatchMatcher`` keeps its own.
+        compiled: compile PatchNet's matches (``PatchMatcher(compiled=True)``: each one-box match
+            from crop to box as one graph, the boxes the same to float rounding, in less time; needs
+            a C++ compiler) for the matcher the tracker builds; a given ``PatchMatcher`` keeps its own.
         relocate_base: before each key-frame update, hand a base tracker that has
             ``relocate(box)`` (``trackers.nanotrack.NanoTrack``, pysot-style trackers) the current
             inter-frame estimate, so it searches where the target is now instead of where it saw it
