@@ -77,7 +77,7 @@ LEAD = 0.75  # SkipFrameTracker(motion_prior=...) of the leading PatchNet rows (
 K4ZM_RIGID = "patchnet-k4-zero-mean-rigid"
 #: K4 with the rigid centre between NanoTrack's key frames (Table 3): the rigid centre is the largest
 #: gain of any decoding option on the train split; ``accelerate(t, inter="patchnet-k4", rigid_centre=True)``
-#: (docs/design.md, "K4 with the rigid centre"); the same once more with the compiled score path
+#: (docs/design.md, "K4 with the rigid centre"); the same once more with its match compiled
 K4_RIGID = "patchnet-k4-rigid"
 K4_RIGID_COMPILED = "patchnet-k4-rigid-compiled"
 INTER_LABELS = {
@@ -100,7 +100,7 @@ SKIP_INTERS = {"nanotrack": ("patchnet", "patchnet-k4", K4_RIGID, K4_RIGID_COMPI
 SKIP_LABELS = {"patchnet": "PatchNet", "patchnet-k4": "PatchNet K4", "patchnet-zero-mean": "PatchNet zero-mean",
                "patchnet-k4-zero-mean": "PatchNet K4 zero-mean",
                K4ZM_RIGID: "PatchNet K4 zero-mean, rigid centre", K4_RIGID: "PatchNet K4, rigid centre",
-               K4_RIGID_COMPILED: "PatchNet K4, rigid centre, compiled score path"}
+               K4_RIGID_COMPILED: "PatchNet K4, rigid centre, compiled match"}
 CONF = 0.8  # the paper's confidence fallback; --conf-threshold changes it for every fallback row
 
 # Why one thread by default: on this 2-core machine with other work running (load average 6-9),
@@ -424,9 +424,10 @@ def to_markdown(result: dict, command: str) -> str:
         "rigid centre are one carrier, `accelerate(tracker, inter=\"patchnet-k4-zero-mean\", rigid_centre=True)`, "
         "with `motion_prior=0.75` on Table 4's fixed schedule and without it under Table 3's fallback: see "
         "docs/design.md, \"One cheap carrier for both tracking bars\". The \"PatchNet K4, rigid centre\" "
-        "rows are `accelerate(tracker, inter=\"patchnet-k4\", rigid_centre=True)`, once more with the score "
-        "path compiled (`compiled=True`: the same boxes, bit for bit, each configuration compiling while it "
-        "warms up, before the clock starts): see docs/design.md, \"K4 with the rigid centre\".",
+        "rows are `accelerate(tracker, inter=\"patchnet-k4\", rigid_centre=True)`, once more with each match "
+        "compiled from crop to box (`compiled=True`: the same boxes to float rounding, so a near-tie may fall "
+        "the other way; each configuration compiles while it warms up, before the clock starts): see "
+        "docs/design.md, \"K4 with the rigid centre\" and \"A compiled match\".",
         "",
         *([f"PatchNet's decoding: `PatchMatcher(select_alpha={result.get('select_alpha')}, "
            f"centre_gain={result.get('centre_gain', 1.0):g}, edge_follow={result.get('edge_follow', 0)}, "
@@ -435,10 +436,10 @@ def to_markdown(result: dict, command: str) -> str:
            "\"Rigid centre\").", ""]
           if (result.get("select_alpha") is not None or result.get("centre_gain", 1.0) != 1.0
               or result.get("edge_follow") or result.get("rigid_centre")) else []),
-        *([("PatchNet's score path is compiled in every PatchNet row (`PatchMatcher(compiled=True)`, "
-            "`--compiled`): the boxes are the same, bit for bit, as without it, and each configuration "
+        *([("PatchNet's matches are compiled in every PatchNet row (`PatchMatcher(compiled=True)`, "
+            "`--compiled`): the boxes are the same as without it to float rounding, and each configuration "
             "compiles while it warms up, before the clock starts; see docs/design.md, \"A compiled "
-            "score path\"."), ""] if result.get("compiled") else []),
+            "match\"."), ""] if result.get("compiled") else []),
         "NanoTrack: `nanotrack` is `patchnet_zoo.trackers.nanotrack.NanoTrack` (NanoTrack v2's own graphs "
         "and algorithm, with a tracking state that the skip-frame tracker moves to PatchNet's estimate "
         "before every key frame — it would otherwise search around the position it saw itself frames "
@@ -518,7 +519,7 @@ def write_plots(result: dict, out_dir: Path, prefix: str) -> dict:
     groups = {"Per-frame trackers": [k for k in runs if k.startswith("per_frame/")]}
     for spec in result["bases"]:
         # one curve per model at the largest maximum interval: the curves of one model at N = 2..6
-        # lie on top of each other, and the compiled row's are its eager twin's, bit for bit
+        # lie on top of each other, and the compiled row's are its eager twin's to a near-tie or two
         ks = [k for k in runs if k.startswith(f"skip/{spec}/") and k.split("/")[2].split("+")[0] != K4_RIGID_COMPILED]
         top = max((int(k.rsplit("/N", 1)[1]) for k in ks), default=None)
         ks = [k for k in ks if k.endswith(f"/N{top}")]
