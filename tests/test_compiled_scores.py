@@ -3,7 +3,6 @@ takes for calls of several boxes) gives the eager path's boxes, bit for bit. One
 the whole match instead: ``tests/test_compiled_match.py``."""
 from __future__ import annotations
 
-import logging
 import os
 import shutil
 
@@ -48,30 +47,6 @@ def test_compiled_matches_are_the_eager_ones_bit_for_bit(real_windows, arch, rig
         assert (a.confidence > 0).all()  # real matches, not empty windows
     if shutil.which(os.environ.get("CXX", "c++")):  # with a compiler, the compiled graph ran (no fallback)
         assert not compiled_scores._failed
-
-
-def test_a_failed_compile_falls_back_to_the_eager_path_with_a_warning(real_windows, monkeypatch, caplog):
-    def no_compiler(fn, **kwargs):
-        def fails(*args):
-            raise RuntimeError("no C++ compiler found\nmore detail")
-        return fails
-
-    monkeypatch.setattr(compiled_scores, "_compiled", None)
-    monkeypatch.setattr(compiled_scores, "_failed", False)
-    monkeypatch.setattr(torch, "compile", no_compiler)
-    eager = PatchMatcher(load_pretrained_patchnet("patchnet_k4"), response_size=9)
-    compiled = eager.replace(compiled=True)
-    key, later, box = real_windows[0]
-    box = torch.cat([box, box + 4])  # several boxes: the score path is what compiles
-    templates = eager.encode(key, box)
-    with caplog.at_level(logging.WARNING, logger=compiled_scores.__name__):
-        first = compiled.match(templates, later, box)
-        second = compiled.match(templates, later, box)  # no second attempt, no second warning
-    warnings = [r for r in caplog.records if r.name == compiled_scores.__name__]
-    assert len(warnings) == 1 and "no C++ compiler found" in warnings[0].getMessage()
-    assert "more detail" not in warnings[0].getMessage()
-    reference = eager.match(templates, later, box)
-    assert _same(first, reference) and _same(second, reference)
 
 
 def test_the_option_is_checked_and_reaches_the_skip_frame_tracker_matcher():
