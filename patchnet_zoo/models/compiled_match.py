@@ -10,8 +10,8 @@ besides their arithmetic. Compiled, they become a few fused loops around the con
 (``PatchNet.locate``, ``decode_peak``), operation for operation, but compiled code may round
 differently (fused loops, other orders of summation, its own ``exp``): boxes agree to about 1e-4
 pixels, and a near-tie between two cells may fall the other way (``tests/test_compiled_match.py``).
-Compiling needs a C++ compiler and takes some seconds for each new model, window and batch size
-class; where it fails, a warning is logged once and matching runs eagerly.
+Compiling needs a C++ compiler and takes some seconds for each new model, window and decoding;
+where it fails, a warning is logged once and the matcher goes on without it.
 """
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from .compiled_scores import score_maps
+from .layers import _sums_by_doubling
 
 logger = logging.getLogger(__name__)
 
@@ -65,18 +66,6 @@ def graph_constants(model, arrays, select_alpha: float | None = None) -> GraphCo
         alphas=alphas, window_biases=window_biases, pixel_mean=model.pixel_mean.detach())
 
 
-def _window_sums(x: torch.Tensor, k: int, stride: int) -> torch.Tensor:
-    """Sums of every plane of (B, C, S, S) over k x k windows at ``stride`` (k a power of two),
-    by doubling, as ``layers._sums_by_doubling``."""
-    for axis in (2, 3):
-        width = 1
-        while width < k:
-            n = x.shape[axis] - width
-            x = x.narrow(axis, 0, n) + x.narrow(axis, width, n)
-            width *= 2
-    return x[:, :, ::stride, ::stride]
-
-
 def _gather_nodes(a: torch.Tensor, prow: torch.Tensor, pcol: torch.Tensor, scale: int,
                   rows: torch.Tensor, cols: torch.Tensor, channels: torch.Tensor) -> torch.Tensor:
     """(B, n) values of the (H, W, B, C) map ``a`` at a peak tree's nodes: (``rows``, ``cols``)
@@ -94,8 +83,9 @@ def match_graph(crops: torch.Tensor, filters: torch.Tensor, prev: torch.Tensor,
                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """One search per window: ``(boxes (B, 4) x,y,w,h, confidence (B,), cell (B, 2) dx,dy, peak (B,))``.
 
-    ``crops``: (B, 3, S, S) search crops on the 0-255 scale (``crop_windows``); ``filters``: (B, N^2, 3, K, K) templates (``PatchMatcher.encode``); ``prev``:
-    (B, 4) cx,cy,w,h of the windows' boxes. The keyword arguments are the model's geometry and the
+    ``crops``: (B, 3, S, S) search crops on the 0-255 scale (``crop_windows``); ``filters``:
+    (B, N^2, 3, K, K) templates (``PatchMatcher.encode``); ``prev``: (B, 4) cx,cy,w,h of the
+    windows' boxes. The keyword arguments are the model's geometry and the
     decoding options (compiled in)."""
     b = crops.shape[0]
     mean = k.pixel_mean
@@ -116,11 +106,11 @@ def match_graph(crops: torch.Tensor, filters: torch.Tensor, prev: torch.Tensor,
     # its normalisation (PatchCorrelation.inference_scale)
     sq = (centred * centred).sum(1, keepdim=True)
     if zero_mean:
-        sums = _window_sums(torch.cat([sq, centred], 1), patch_size, stride)
+        sums = _sums_by_doubling(torch.cat([sq, centred], 1), patch_size, stride)
         means = sums[:, 1:]
         energy = torch.clamp_min(sums[:, :1] - (means * means).sum(1, keepdim=True) / (patch_size * patch_size), 0)
     else:
-        energy = _window_sums(sq, patch_size, stride)
+        energy = _sums_by_doubling(sq, patch_size, stride)
     eps = 0.1 * energy.reshape(b, -1).std(1) + 1e-9
     scale = (0.01 / torch.sqrt(energy + eps.view(b, 1, 1, 1))).permute(2, 3, 0, 1)
     maps = score_maps(corr, scale, list(k.channel_weights))
