@@ -124,8 +124,8 @@ def main(argv=None) -> dict:
         "Medians over the repeats, all calls of one thread count taking turns; frames decoded before "
         "timing; a shared machine, so compare rows of one run.", "",
         "Bars (issue): one box alone <= 3 ms; <= 1.5 ms per box in a batch of 16.", "",
-        *(["Mode \"compiled\": `PatchMatcher(compiled=True)`. A call with one box runs its whole match, "
-           "from sampling the crop to decoding the box, as one compiled graph (the same boxes to float "
+        *(["Mode \"compiled\": `PatchMatcher(compiled=True)`. A call with one box runs its whole match "
+           "after the crop, to the decoded box, as one compiled graph (the same boxes to float "
            "rounding); a call with 16 compiles the score path alone (the same boxes, bit for bit). It "
            "compiles during the warm-up calls, before the timing. See docs/design.md, \"A compiled "
            "score path\" and \"A compiled match\".", ""] if a.compiled else []),

@@ -425,7 +425,7 @@ def to_markdown(result: dict, command: str) -> str:
         "with `motion_prior=0.75` on Table 4's fixed schedule and without it under Table 3's fallback: see "
         "docs/design.md, \"One cheap carrier for both tracking bars\". The \"PatchNet K4, rigid centre\" "
         "rows are `accelerate(tracker, inter=\"patchnet-k4\", rigid_centre=True)`, once more with each match "
-        "compiled from crop to box (`compiled=True`: the same boxes to float rounding, so a near-tie may fall "
+        "compiled after its crop, to the box (`compiled=True`: the same boxes to float rounding, so a near-tie may fall "
         "the other way; each configuration compiles while it warms up, before the clock starts): see "
         "docs/design.md, \"K4 with the rigid centre\" and \"A compiled match\".",
         "",

@@ -95,7 +95,7 @@ def add_decoding_arguments(p: argparse.ArgumentParser) -> None:
                    help="place the box's centre at the best whole-template placement in the peak "
                         "cell instead of the regressed offsets (docs/design.md, \"Rigid centre\")")
     p.add_argument("--compiled", action="store_true",
-                   help="compile PatchNet's matches (torch.compile: a one-box match from crop to box as "
+                   help="compile PatchNet's matches (torch.compile: a one-box match after its crop as "
                         "one graph, the boxes the same to float rounding, in less time; needs a C++ "
                         "compiler, the first match compiles for seconds; docs/design.md, \"A compiled "
                         "match\")")

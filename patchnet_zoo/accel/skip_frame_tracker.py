@@ -145,7 +145,7 @@ class SkipFrameTracker(SingleObjectTracker):
             on a fixed schedule (``conf_threshold=None``); docs/design.md, "One cheap carrier for
             both tracking bars".
         compiled: compile PatchNet's matches (``PatchMatcher(compiled=True)``: each one-box match
-            from crop to box as one graph, the boxes the same to float rounding, in less time; needs
+            after its crop as one graph, the boxes the same to float rounding, in less time; needs
             a C++ compiler) for the matcher the tracker builds; a given ``PatchMatcher`` keeps its own.
         relocate_base: before each key-frame update, hand a base tracker that has
             ``relocate(box)`` (``trackers.nanotrack.NanoTrack``, pysot-style trackers) the current
