@@ -65,8 +65,8 @@ class PatchMatcher:
             half of a sub-cell shift; the size stays as regressed (docs/design.md, "Rigid centre").
         compiled: run each search after its crop, from the centring to the decoded box, as one
             compiled graph (``torch.compile``, ``models.compiled_match``) where a call has one box:
-            the same operations in less time, the boxes the same to float rounding (about 1e-4
-            pixels; a near-tie between two cells may fall the other way). Calls with more boxes
+            the same operations in less time, the boxes the same to float rounding (within 1e-3
+            pixels in the tests; a near-tie between two cells may fall the other way). Calls with more boxes
             compile the score path alone (``PatchNet.locate(compiled=True)``: the same boxes as
             eagerly, bit for bit). Needs a C++ compiler; the first match of each new model, window
             and decoding compiles (seconds). Where compiling fails, a warning is logged and matching
