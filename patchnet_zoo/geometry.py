@@ -193,6 +193,8 @@ def crop_windows(
     _, H, W = frame.shape
     # the window geometry is a few numbers per box: numpy does it in a fraction of the time of
     # torch's per-call dispatch, with the same float32 operations (so the same sample points)
+    if B == 1:  # a tracker's every frame: float32 scalars, the same operations without array calls
+        return _crop_one(frame, centers, sizes, out_size, fill_t)
     lo, hi = _window_bounds(centers, sizes)
     # integer region of interest covering every window (+1 px for bilinear support), clamped
     (left, top), (right, bottom) = lo.min(0).tolist(), hi.max(0).tolist()
@@ -218,6 +220,31 @@ def crop_windows(
     grid[..., 1] = norm[:, 1, :, None]
     out = F.grid_sample(roi.unsqueeze(0).expand(B, -1, -1, -1), torch.from_numpy(grid), mode="bilinear",
                         padding_mode="zeros", align_corners=False)
+    return out.add_(fill_t)
+
+
+def _crop_one(frame: torch.Tensor, centers, sizes, out_size: int, fill_t: torch.Tensor) -> torch.Tensor:
+    """``crop_windows`` for one window, bit for bit: the same float32 operations in the same order,
+    on numpy float32 scalars instead of (1, 2) arrays (a tracker crops one window a frame, and the
+    array calls cost more than the sampling)."""
+    _, H, W = frame.shape
+    (cx, cy), (sw, sh) = _float32_array(centers).reshape(2).tolist(), _float32_array(sizes).reshape(2).tolist()
+    f32, two = np.float32, np.float32(2)
+    lx, ly = f32(cx) - f32(sw) / two, f32(cy) - f32(sh) / two
+    hx, hy = f32(cx) + f32(sw) / two, f32(cy) + f32(sh) / two
+    x0 = int(max(0, min(W - 1, float(lx) - 1)))
+    y0 = int(max(0, min(H - 1, float(ly) - 1)))
+    x1 = int(min(W, max(x0 + 1, float(hx) + 2)))
+    y1 = int(min(H, max(y0 + 1, float(hy) + 2)))
+    rw, rh = x1 - x0 + 2, y1 - y0 + 2
+    roi = torch.zeros(3, rh, rw)
+    torch.sub(frame[:, y0:y1, x0:x1], fill_t, out=roi[:, 1:-1, 1:-1])
+    steps = _sample_steps(out_size)
+    grid = np.empty((1, out_size, out_size, 2), np.float32)
+    grid[0, :, :, 0] = ((lx - f32(x0 - 1)) + (hx - lx) * steps) * (two * (f32(1) / f32(rw))) - 1
+    grid[0, :, :, 1] = (((ly - f32(y0 - 1)) + (hy - ly) * steps) * (two * (f32(1) / f32(rh))) - 1)[:, None]
+    out = F.grid_sample(roi.unsqueeze(0), torch.from_numpy(grid), mode="bilinear", padding_mode="zeros",
+                        align_corners=False)
     return out.add_(fill_t)
 
 

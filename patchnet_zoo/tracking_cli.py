@@ -32,7 +32,8 @@ from .accel.skip_frame_tracker import DEFAULT_MOTION_PRIOR, DEFAULT_RESPONSE_SIZ
 __all__ = ["parse_box", "add_ope_parser", "add_track_parser", "cmd_benchmark_ope", "cmd_track", "track_file"]
 
 INTER_CHOICES = INTER_METHODS
-TRACKER_HELP = ("base tracker: nanotrack, csrt, kcf, mosse, patchnet (anything "
+TRACKER_HELP = ("base tracker: nanotrack, csrt, kcf, mosse, patchnet, gated[:POLICY] (the gated "
+                "Siamese tracker; POLICY hard, hard0.4, soft or fixed1..fixed5) (anything "
                 "trackers.opencv_trackers.make_base_tracker accepts)")
 
 
@@ -95,10 +96,11 @@ def add_decoding_arguments(p: argparse.ArgumentParser) -> None:
                    help="place the box's centre at the best whole-template placement in the peak "
                         "cell instead of the regressed offsets (docs/design.md, \"Rigid centre\")")
     p.add_argument("--compiled", action="store_true",
-                   help="compile PatchNet's matches (torch.compile: a one-box match after its crop as "
-                        "one graph, the boxes the same to float rounding, in less time; needs a C++ "
-                        "compiler, the first match compiles for seconds; docs/design.md, \"A compiled "
-                        "match\")")
+                   help="compile PatchNet's matches (a one-box match after its crop as one graph, "
+                        "compiled ahead of time, the boxes the same to float rounding, in less time; "
+                        "needs a C++ compiler; the first match of a model and window compiles for some "
+                        "seconds, later runs load it from torch's compile cache; docs/design.md, "
+                        "\"A compiled match\")")
 
 
 #: the paper's decoding, run eagerly (``compiled`` changes the speed, a box only by float rounding)

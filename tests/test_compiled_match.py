@@ -84,17 +84,26 @@ def test_compiled_one_box_matches_agree_with_the_eager_ones(real_windows, arch, 
     assert compiled.compiled and not eager.compiled and compiled.rigid_centre == rigid
     for key, later, box in real_windows:  # boxes of three sizes, one graph
         templates = eager.encode(key, box)
-        _agree(eager.match(templates, later, box), compiled.match(templates, later, box))
-    if shutil.which(os.environ.get("CXX", "c++")):  # with a compiler, the compiled graph ran (no fallback)
-        assert not compiled_match._failed
+        got = compiled.match(templates, later, box)
+        _agree(eager.match(templates, later, box), got)
+        # the tracker's one-box call runs the same graph: the same numbers
+        assert compiled.match_one(templates, later, box[0].tolist()) == \
+            (got.boxes[0].tolist(), float(got.confidence[0]), 1)
+    if shutil.which(os.environ.get("CXX", "c++")):  # with a compiler, the ahead-of-time graph ran
+        assert not compiled_match._aot_failed and not compiled_match._failed
+        constants = compiled._graph_cache[1]
+        assert any(entry[0] is constants for entry in compiled_match._aot_runners.values())
+        assert list(compiled_match._cache_path(constants, next(
+            k for k, v in compiled_match._aot_runners.items() if v[0] is constants)[1]).parent.glob("match-*.pt2"))
 
 
-@pytest.mark.parametrize("boxes, warned", [(1, (compiled_match, compiled_scores)), (2, (compiled_scores,))])
+@pytest.mark.parametrize("boxes, warned", [(1, {compiled_match: 2, compiled_scores: 1}), (2, {compiled_scores: 1})])
 def test_a_failed_compile_falls_back_to_eager_matching_with_one_warning_per_path(real_windows, monkeypatch,
                                                                                 caplog, boxes, warned):
-    """One box: the whole match fails to compile, then the score path alone; several boxes: the score
-    path alone. One warning of one line for each path tried, then eager matching, the same boxes."""
-    def no_compiler(fn, **kwargs):
+    """One box: the whole match fails to compile ahead of time, then with ``torch.compile``, then the
+    score path alone; several boxes: the score path alone. One warning of one line for each path
+    tried, then eager matching, the same boxes."""
+    def no_compiler(fn=None, **kwargs):
         def fails(*args, **kw):
             raise RuntimeError("no C++ compiler found\nmore detail")
         return fails
@@ -102,7 +111,10 @@ def test_a_failed_compile_falls_back_to_eager_matching_with_one_warning_per_path
     for module in (compiled_match, compiled_scores):
         monkeypatch.setattr(module, "_compiled", None)
         monkeypatch.setattr(module, "_failed", False)
+    monkeypatch.setattr(compiled_match, "_aot_failed", False)
+    monkeypatch.setattr(compiled_match, "_aot_runners", {})
     monkeypatch.setattr(torch, "compile", no_compiler)
+    monkeypatch.setattr(compiled_match, "_load_or_build", no_compiler())
     eager = PatchMatcher(load_pretrained_patchnet("patchnet_k4"), response_size=9)
     compiled = eager.replace(compiled=True)
     key, later, box = real_windows[0]
@@ -113,7 +125,7 @@ def test_a_failed_compile_falls_back_to_eager_matching_with_one_warning_per_path
         second = compiled.match(templates, later, box)  # no second attempt, no second warning
     for module in (compiled_match, compiled_scores):
         warnings = [r for r in caplog.records if r.name == module.__name__]
-        assert len(warnings) == (module in warned)
+        assert len(warnings) == warned.get(module, 0)
         assert all("no C++ compiler found" in w.getMessage() and "more detail" not in w.getMessage()
                    for w in warnings)
     reference = eager.match(templates, later, box)

@@ -152,3 +152,19 @@ def test_one_box_check_agrees_with_the_batched_check():
                 return False
 
             assert raises(one) == raises(one.repeat(2, 1)), (box, hw)
+
+
+def test_one_window_crop_equals_the_batched_crop():
+    """``crop_windows`` with one window (a tracker's every frame) takes a scalar path of its own:
+    it must give the batched path's crop bit for bit, windows partly or wholly outside included."""
+    gen = torch.Generator().manual_seed(1)
+    frame = torch.randint(0, 256, (3, 70, 110), dtype=torch.uint8, generator=gen)
+    fill = (123.675, 116.28, 103.53)
+    centers = torch.rand(40, 2, generator=gen) * torch.tensor([180.0, 130.0]) - 35
+    sizes = torch.rand(40, 2, generator=gen) * 90 + 0.3
+    for frame_ in (frame, frame.float() * 0.7):
+        for i in range(len(centers)):
+            # the same window twice takes the batched path over the same region of interest
+            twice = crop_windows(frame_, centers[[i, i]], sizes[[i, i]], 67, fill)
+            one = crop_windows(frame_, centers[i:i + 1], sizes[i:i + 1].numpy(), 67, fill)
+            assert torch.equal(one, twice[:1]), i

@@ -425,18 +425,13 @@ class SkipFrameTracker(SingleObjectTracker):
         if self.inter == "hold":
             return prev.copy(), float("nan")
         if self.inter in PATCHNET_INTER_ARCH:
-            import torch
-
             x, y, w, h = prev.tolist()
             if self.motion_prior:
                 x += self.motion_prior * self._velocity[0]
                 y += self.motion_prior * self._velocity[1]
-            result = self.matcher.match(self._templates, self._frame_tensor(image),
-                                        torch.tensor([[x, y, w, h]], dtype=torch.float32))
-            new = result.boxes.numpy()[0].tolist()
-            confidence = result.confidence.item()
-            if result.searches is not None:
-                self._stats["extra_searches"] += int(result.searches[0]) - 1
+            new, confidence, searches = self.matcher.match_one(self._templates, self._frame_tensor(image),
+                                                               (x, y, w, h))
+            self._stats["extra_searches"] += searches - 1
         else:
             if not self._inter_ready:
                 return prev.copy(), 0.0

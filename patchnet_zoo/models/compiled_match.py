@@ -10,13 +10,21 @@ besides their arithmetic. Compiled, they become a few fused loops around the con
 (``PatchNet.locate``, ``decode_peak``), operation for operation, but compiled code may round
 differently (fused loops, other orders of summation, its own ``exp``): boxes agree within 1e-3
 pixels (``tests/test_compiled_match.py``), and a near-tie between two cells may fall the other way.
-Compiling needs a C++ compiler and takes some seconds for each new model, window and decoding;
-where it fails, a warning is logged once and the matcher goes on without it.
+Compiling needs a C++ compiler. ``compiled_match`` compiles the graph ahead of time
+(AOTInductor: a shared library called without ``torch.compile``'s per-call guards and Python
+wrappers, about a tenth of a one-box match less), once per model, window, decoding and thread
+count: some seconds the first time, then loaded from torch's compile cache folder
+(``$TORCHINDUCTOR_CACHE_DIR``, a ``patchnet_zoo`` folder in it). Where that fails it uses
+``torch.compile``; where that fails too, a warning is logged once per path and the matcher goes on
+without it.
 """
 from __future__ import annotations
 
+import hashlib
 import logging
-from dataclasses import dataclass
+import os
+from dataclasses import dataclass, fields
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -186,6 +194,9 @@ def match_graph(crops: torch.Tensor, filters: torch.Tensor, prev: torch.Tensor,
 
 _compiled = None
 _failed = False
+_aot_failed = False
+_aot_runners: dict = {}  # (id(constants), signature) -> (constants, runner); a few entries
+_AOT_KEEP = 8
 
 
 def compiled_match(crops: torch.Tensor, filters: torch.Tensor, prev: torch.Tensor,
@@ -195,15 +206,19 @@ def compiled_match(crops: torch.Tensor, filters: torch.Tensor, prev: torch.Tenso
 
     For one box (``crops`` of batch 1): the grouped convolution compiles its group count in, so a
     graph per batch size would be needed, and the batched matches of a detector are better served by
-    ``PatchNet.locate(compiled=True)``. The sizes are compiled in: one graph per model, window and
-    decoding. Past torch's recompile limit further ones run eagerly."""
+    ``PatchNet.locate(compiled=True)``. The sizes are compiled in: one graph per model, window,
+    decoding and thread count. The ahead-of-time graph comes first; ``torch.compile``'s is the
+    fallback (past torch's recompile limit its further graphs run eagerly)."""
     global _compiled, _failed
+    if crops.shape[0] != 1:
+        raise ValueError(f"compiled_match takes one box, got {crops.shape[0]}")
+    found = _aot_match(crops, filters, prev, constants, options)
+    if found is not None:
+        return found
     if _failed:
         return None
     if _compiled is None:
         _compiled = torch.compile(match_graph, dynamic=False)
-    if crops.shape[0] != 1:
-        raise ValueError(f"compiled_match takes one box, got {crops.shape[0]}")
     try:
         return _compiled(crops, filters, prev, constants, **options)
     except Exception as e:  # noqa: BLE001 - no C++ compiler, an unsupported platform: stay eager
@@ -211,3 +226,74 @@ def compiled_match(crops: torch.Tensor, filters: torch.Tensor, prev: torch.Tenso
         logger.warning("compiling PatchNet's match failed (%s: %s); matching runs eagerly",
                        type(e).__name__, str(e).splitlines()[0] if str(e) else "")
         return None
+
+
+class _MatchModule(torch.nn.Module):
+    """``match_graph`` with its constants and options fixed, for ``torch.export``."""
+
+    def __init__(self, constants: GraphConstants, options: dict):
+        super().__init__()
+        self.constants, self.options = constants, options
+
+    def forward(self, crops, filters, prev):
+        return match_graph(crops, filters, prev, self.constants, **self.options)
+
+
+def _signature(crops, filters, prev, options: dict) -> tuple:
+    """What an ahead-of-time graph is specialised to, besides the constants' values."""
+    layout = tuple((tuple(t.shape), t.stride(), str(t.dtype)) for t in (crops, filters, prev))
+    return layout, tuple(sorted(options.items())), torch.get_num_threads()
+
+
+def _aot_match(crops, filters, prev, constants: GraphConstants, options: dict):
+    """The ahead-of-time graph's answer, or None where it cannot be built (one warning)."""
+    global _aot_failed
+    if _aot_failed:
+        return None
+    key = (id(constants), _signature(crops, filters, prev, options))
+    hit = _aot_runners.get(key)
+    if hit is None or hit[0] is not constants:  # a new model, window or decoding: load or build
+        try:
+            runner = _load_or_build(crops, filters, prev, constants, options, key[1])
+        except Exception as e:  # noqa: BLE001 - no compiler, no writable cache, an export gap
+            _aot_failed = True
+            logger.warning("compiling PatchNet's match ahead of time failed (%s: %s); using torch.compile",
+                           type(e).__name__, str(e).splitlines()[0] if str(e) else "")
+            return None
+        while len(_aot_runners) >= _AOT_KEEP:  # models rebuilt many times (training) do not pile up
+            _aot_runners.pop(next(iter(_aot_runners)))
+        hit = _aot_runners[key] = (constants, runner)
+    return hit[1](crops, filters, prev)
+
+
+def _cache_path(constants: GraphConstants, signature: tuple) -> Path:
+    """The package file of one graph: named by a digest of torch's version, the signature and
+    every constant's values, in torch's compile cache folder."""
+    from torch._inductor.runtime.cache_dir_utils import cache_dir
+
+    digest = hashlib.sha256(repr((torch.__version__, signature)).encode())
+    for field in fields(constants):
+        value = getattr(constants, field.name)
+        for item in value if isinstance(value, tuple) else (value,):
+            if torch.is_tensor(item):
+                digest.update(repr((field.name, tuple(item.shape), str(item.dtype))).encode())
+                digest.update(item.detach().cpu().contiguous().numpy().tobytes())
+            else:
+                digest.update(repr((field.name, item)).encode())
+    return Path(cache_dir()) / "patchnet_zoo" / f"match-{digest.hexdigest()[:32]}.pt2"
+
+
+def _load_or_build(crops, filters, prev, constants: GraphConstants, options: dict, signature: tuple):
+    path = _cache_path(constants, signature)
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with torch.inference_mode(False):  # export traces ordinary tensors
+            example = tuple(t.clone() for t in (crops, filters, prev))
+            program = torch.export.export(_MatchModule(constants, options), example)
+        tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.pt2")
+        try:
+            torch._inductor.aoti_compile_and_package(program, package_path=str(tmp))
+            os.replace(tmp, path)  # whole files only: another process may be building the same one
+        finally:
+            tmp.unlink(missing_ok=True)
+    return torch._inductor.aoti_load_package(str(path))
