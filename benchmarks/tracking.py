@@ -120,6 +120,8 @@ THREADS_NOTE = ("{who} for every row (on a loaded 2-core machine two "
 def _threads_note(m: dict) -> str:
     t, o = m["torch_threads"], m.get("opencv_threads", m["torch_threads"])
     who = f"torch and OpenCV run on {t} thread(s)" if t == o else f"torch runs on {t} thread(s) and OpenCV on {o}"
+    if m.get("openmp_env"):  # e.g. GOMP_SPINCOUNT: how long torch's idle threads spin (docs/design.md, "Two cores")
+        who += " (torch's OpenMP: " + ", ".join(f"{k}={v}" for k, v in m["openmp_env"].items()) + ")"
     return THREADS_NOTE.format(who=who)
 
 # "Done when" (the issue): skip-frame NanoTrack + PatchNet + fallback

@@ -87,3 +87,19 @@ def test_threads_line_names_both_counts_when_they_differ():
     assert mod.build_parser().parse_args(["--opencv-threads", "2"]).opencv_threads == 2
     assert "torch and OpenCV run on 1 thread(s)" in mod._threads_note({"torch_threads": 1, "opencv_threads": 1})
     assert "torch runs on 1 thread(s) and OpenCV on 2" in mod._threads_note({"torch_threads": 1, "opencv_threads": 2})
+
+
+def test_openmp_settings_of_the_environment_are_recorded_and_stated(monkeypatch):
+    """A run under e.g. ``GOMP_SPINCOUNT`` (how long torch's idle threads spin, which changes a
+    two-core run's speed-ups) says so in its JSON and its page; a run without says nothing."""
+    from patchnet_zoo.eval.machine import OPENMP_SETTINGS, machine_info
+
+    mod = _benchmark()
+    for key in OPENMP_SETTINGS:
+        monkeypatch.delenv(key, raising=False)
+    plain = machine_info()
+    assert "openmp_env" not in plain and "OpenMP" not in mod._threads_note(plain)
+    monkeypatch.setenv("GOMP_SPINCOUNT", "10000")
+    info = machine_info()
+    assert info["openmp_env"] == {"GOMP_SPINCOUNT": "10000"}
+    assert "(torch's OpenMP: GOMP_SPINCOUNT=10000)" in mod._threads_note(info)

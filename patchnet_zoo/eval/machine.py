@@ -6,13 +6,20 @@ import platform
 
 __all__ = ["machine_info"]
 
+#: environment settings of torch's OpenMP threads that change timings (recorded where set)
+OPENMP_SETTINGS = ("OMP_NUM_THREADS", "OMP_WAIT_POLICY", "GOMP_SPINCOUNT")
+
 
 def machine_info() -> dict:
-    """CPU count and model, Python, torch (and its thread count), OpenCV (and its thread count)."""
+    """CPU count and model, Python, torch (its thread count, and its OpenMP settings where the
+    environment sets them), OpenCV (and its thread count)."""
     import torch
 
     info = {"cpu_count": os.cpu_count(), "machine": platform.machine(), "python": platform.python_version(),
             "torch": torch.__version__, "torch_threads": torch.get_num_threads()}
+    openmp = {k: os.environ[k] for k in OPENMP_SETTINGS if os.environ.get(k)}
+    if openmp:
+        info["openmp_env"] = openmp
     try:
         import cv2
 
