@@ -389,6 +389,9 @@ def done_checks(result: dict) -> list[str]:
 def to_markdown(result: dict, command: str) -> str:
     runs = result["runs"]
     m = result["machine"]
+    # torch's OpenMP settings of the run go in front of its command, so that it can be repeated
+    env = " ".join(f"{k}={v}" for k, v in (m.get("openmp_env") or {}).items() if f"{k}=" not in command)
+    command = f"{env} {command}" if env else command
     first = next(iter(runs.values()))
     quick, untrained = result.get("quick"), result.get("untrained")
     weights = sorted({r["config"].get("weights") for r in runs.values() if r.get("config", {}).get("weights")})

@@ -71,13 +71,17 @@ def test_bar_plot_draws_every_model_through_its_intervals(tmp_path):
     assert img[..., :3].std() > 0.05  # something was drawn, not a blank canvas
 
 
-def test_render_rewrites_the_published_page_from_its_json(tmp_path):
+@pytest.mark.parametrize("name", ["tracking", "tracking_two_cores"])
+def test_render_rewrites_the_published_page_from_its_json(tmp_path, name):
     """`--render` rebuilds the tables and plots of a finished run without tracking anything: from
-    the published JSON it gives the published markdown back, with its command, and every plot."""
+    the published JSON it gives the published markdown back, with its command (and the two-core
+    page its OpenMP setting), and every plot."""
     mod = _benchmark()
-    result = mod.render(REPO / "docs" / "results" / "tracking.json", tmp_path, "tracking")
-    assert (tmp_path / "tracking.md").read_text() == (REPO / "docs" / "results" / "tracking.md").read_text()
-    assert "tracking_skip_frame_nanotrack_bar.png" in result["plots"].values()
+    result = mod.render(REPO / "docs" / "results" / f"{name}.json", tmp_path, name)
+    assert (tmp_path / f"{name}.md").read_text() == (REPO / "docs" / "results" / f"{name}.md").read_text()
+    assert f"{name}_skip_frame_nanotrack_bar.png" in result["plots"].values()
+    env = result["machine"].get("openmp_env", {})
+    assert ("Command: `GOMP_SPINCOUNT=10000 PYTHONPATH=." in (tmp_path / f"{name}.md").read_text()) == bool(env)
     for name in result["plots"].values():
         assert (tmp_path / name).stat().st_size > 10_000
 
