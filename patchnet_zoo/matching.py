@@ -198,11 +198,10 @@ class PatchMatcher:
         x, y, w, h = a.astype(np.float32).reshape(4)  # float32 scalars, as ``as_boxes`` makes the box
         if not (np.isfinite(x) and np.isfinite(y) and np.isfinite(w) and np.isfinite(h) and w > 0 and h > 0):
             check_boxes(as_boxes(box), None, what="search box")  # raises, with its message
-        # xywh_to_cxcywh in float32
-        c = torch.from_numpy(np.array([[x + w / f32(2), y + h / f32(2), w, h]], np.float32))
+        cx, cy = x + w / f32(2), y + h / f32(2)  # xywh_to_cxcywh in float32
+        c = torch.from_numpy(np.array([[cx, cy, w, h]], np.float32))
         boxes, confidence, _, _ = self._search(templates.filters, f, c)
         # the window wholly outside the frame: the box kept, confidence 0 (as in ``match``)
-        cx, cy, _, _ = c[0].numpy()
         hw, hh = w * f32(self.search_scale / 2), h * f32(self.search_scale / 2)
         if cx + hw <= 0 or cy + hh <= 0 or cx - hw >= f.shape[2] or cy - hh >= f.shape[1]:
             boxes, conf = torch.from_numpy(np.array([[x, y, w, h]], np.float32)), 0.0

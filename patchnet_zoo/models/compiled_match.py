@@ -195,7 +195,8 @@ def match_graph(crops: torch.Tensor, filters: torch.Tensor, prev: torch.Tensor,
 _compiled = None
 _failed = False
 _aot_failed = False
-_aot_runners: dict = {}  # (id(constants), signature) -> (constants, runner); a few entries
+# (id(constants), signature) -> (constants, runner); holding the constants keeps their id unique
+_aot_runners: dict = {}
 _AOT_KEEP = 8
 
 
@@ -252,7 +253,7 @@ def _aot_match(crops, filters, prev, constants: GraphConstants, options: dict):
         return None
     key = (id(constants), _signature(crops, filters, prev, options))
     hit = _aot_runners.get(key)
-    if hit is None or hit[0] is not constants:  # a new model, window or decoding: load or build
+    if hit is None:  # a new model, window or decoding: load or build
         try:
             runner = _load_or_build(crops, filters, prev, constants, options, key[1])
         except Exception as e:  # noqa: BLE001 - no compiler, no writable cache, an export gap
