@@ -64,13 +64,15 @@ class PatchMatcher:
             ``PatchNet.rigid_placement``) instead of the regressed offsets, which recover only about
             half of a sub-cell shift; the size stays as regressed (docs/design.md, "Rigid centre").
         compiled: run each search after its crop, from the centring to the decoded box, as one
-            compiled graph (``torch.compile``, ``models.compiled_match``) where a call has one box:
+            compiled graph (``models.compiled_match``: ahead of time, else ``torch.compile``) where
+            a call has one box:
             the same operations in less time, the boxes the same to float rounding (within 1e-3
             pixels in the tests; a near-tie between two cells may fall the other way). Calls with more boxes
             compile the score path alone (``PatchNet.locate(compiled=True)``: the same boxes as
             eagerly, bit for bit). Needs a C++ compiler; the first match of each new model, window
-            and decoding compiles (seconds). Where compiling fails, a warning is logged and matching
-            runs eagerly (docs/design.md, "A compiled match").
+            and decoding compiles (seconds; later processes load it from torch's compile cache).
+            Where compiling fails, a warning is logged and matching runs eagerly (docs/design.md,
+            "A compiled match").
     """
 
     def __init__(self, model: PatchNet, min_size: float = 2.0, response_size: int | None = None,

@@ -1,5 +1,5 @@
 """A whole PatchNet match, from the search crop to the decoded box, as one compiled graph
-(``torch.compile``), for inference; optional.
+(ahead of time, else ``torch.compile``), for inference; optional.
 
 Eager inference spends about as long in a hundred small operations as in the correlation's
 convolution: the centring, the window energies, the score levels, the peak, the offsets on the
