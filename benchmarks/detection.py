@@ -47,6 +47,9 @@ try:
 except ImportError:  # run from a checkout without installing
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from patchnet_zoo._runtime import cap_openmp_spinning  # noqa: E402
+
+cap_openmp_spinning()  # before torch loads: docs/design.md, "Two cores"
 from patchnet_zoo._runtime import set_threads, tune_cpu_allocator  # noqa: E402
 from patchnet_zoo.accel import SkipFrameDetector  # noqa: E402
 from patchnet_zoo.accel.skip_frame_detector import DEFAULT_CARRIER, DEFAULT_EDGE_FOLLOW  # noqa: E402

@@ -31,6 +31,9 @@ try:
 except ImportError:  # run from a checkout without installing
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from patchnet_zoo._runtime import cap_openmp_spinning  # noqa: E402
+
+cap_openmp_spinning()  # before torch loads: docs/design.md, "Two cores"
 from patchnet_zoo.accel.skip_frame_tracker import PATCHNET_INTER_ARCH  # noqa: E402
 from patchnet_zoo.data.readers import default_data_root, read_sequences  # noqa: E402
 from patchnet_zoo.eval.machine import machine_info  # noqa: E402

@@ -20,9 +20,13 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from patchnet_zoo._runtime import cap_openmp_spinning  # noqa: E402
+
+cap_openmp_spinning()  # before torch loads: docs/design.md, "Two cores"
+import torch  # noqa: E402
+
 from patchnet_zoo._runtime import tune_cpu_allocator  # noqa: E402
 from patchnet_zoo.data.readers import default_data_root, read_folder_sequence  # noqa: E402
 from patchnet_zoo.eval.machine import machine_info  # noqa: E402

@@ -23,6 +23,9 @@ try:
 except ImportError:  # run from a checkout without installing
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from patchnet_zoo._runtime import cap_openmp_spinning  # noqa: E402
+
+cap_openmp_spinning()  # before torch loads: docs/design.md, "Two cores"
 from patchnet_zoo.eval.short_range import (  # noqa: E402
     CELLS_PER_BOX, METHODS, PAPER_RESPONSE_SIZE, PATCHNET_VARIANTS, run_short_range, untrained_models,
 )

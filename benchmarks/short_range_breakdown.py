@@ -11,7 +11,11 @@ import argparse
 from collections import defaultdict
 
 import numpy as np
-import torch
+
+from patchnet_zoo._runtime import cap_openmp_spinning
+
+cap_openmp_spinning()  # before torch loads: docs/design.md, "Two cores"
+import torch  # noqa: E402
 
 from patchnet_zoo.data.readers import default_data_root, read_sequences
 from patchnet_zoo.eval.short_range import MISS_IOU, build_matchers, reachable, short_range_pairs

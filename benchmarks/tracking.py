@@ -37,6 +37,9 @@ try:
 except ImportError:  # run from a checkout without installing
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from patchnet_zoo._runtime import cap_openmp_spinning  # noqa: E402
+
+cap_openmp_spinning()  # before torch loads: docs/design.md, "Two cores"
 from patchnet_zoo.eval.machine import machine_info  # noqa: E402
 from patchnet_zoo.data.readers import default_data_root, read_sequences  # noqa: E402
 from patchnet_zoo.accel.skip_frame_tracker import DEFAULT_MOTION_PRIOR, DEFAULT_RESPONSE_SIZE  # noqa: E402
@@ -121,7 +124,9 @@ def _threads_note(m: dict) -> str:
     t, o = m["torch_threads"], m.get("opencv_threads", m["torch_threads"])
     who = f"torch and OpenCV run on {t} thread(s)" if t == o else f"torch runs on {t} thread(s) and OpenCV on {o}"
     if m.get("openmp_env"):  # e.g. GOMP_SPINCOUNT: how long torch's idle threads spin (docs/design.md, "Two cores")
-        who += " (torch's OpenMP: " + ", ".join(f"{k}={v}" for k, v in m["openmp_env"].items()) + ")"
+        defaults = m.get("openmp_defaults", ())
+        who += " (torch's OpenMP: " + ", ".join(
+            f"{k}={v}" + (", the package's default" if k in defaults else "") for k, v in m["openmp_env"].items()) + ")"
     return THREADS_NOTE.format(who=who)
 
 # "Done when" (the issue): skip-frame NanoTrack + PatchNet + fallback
@@ -389,8 +394,10 @@ def done_checks(result: dict) -> list[str]:
 def to_markdown(result: dict, command: str) -> str:
     runs = result["runs"]
     m = result["machine"]
-    # torch's OpenMP settings of the run go in front of its command, so that it can be repeated
-    env = " ".join(f"{k}={v}" for k, v in (m.get("openmp_env") or {}).items() if f"{k}=" not in command)
+    # torch's OpenMP settings of the run go in front of its command, so that it can be repeated (not
+    # those the benchmark set itself: a rerun sets them again)
+    env = " ".join(f"{k}={v}" for k, v in (m.get("openmp_env") or {}).items()
+                   if f"{k}=" not in command and k not in m.get("openmp_defaults", ()))
     command = f"{env} {command}" if env else command
     first = next(iter(runs.values()))
     quick, untrained = result.get("quick"), result.get("untrained")

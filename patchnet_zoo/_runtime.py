@@ -14,15 +14,29 @@ once at start-up themselves::
     tune_cpu_allocator()
 
 It is a safe no-op where the C library is not glibc (macOS, Windows, musl).
+
+``cap_openmp_spinning()`` sets ``GOMP_SPINCOUNT=10000`` for torch's OpenMP threads, unless the
+environment already sets it. After each parallel region libgomp's idle threads spin for 300,000
+rounds by default before they sleep; on a machine with few cores that spinning holds a core that
+other libraries' threads (OpenCV, ONNX Runtime) want next, which made two-core skip-frame tracking
+far slower than one torch thread (docs/design.md, "Two cores"). Capped, PatchNet's own two-thread
+matches take as long as before. libgomp reads the setting when torch loads, so it must run before
+``import torch``: the command line and the benchmarks call it first thing; in a script of your own,
+call it before importing torch, or set the variable in the environment.
 """
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import os
 import platform
 import sys
 
-__all__ = ["tune_cpu_allocator", "set_threads"]
+__all__ = ["tune_cpu_allocator", "set_threads", "cap_openmp_spinning", "openmp_defaults"]
+
+#: idle spins of torch's OpenMP threads after a parallel region, where the environment sets none
+OPENMP_SPINS = 10000
+_openmp_defaults: dict[str, str] = {}
 
 # glibc <malloc.h>
 M_TRIM_THRESHOLD = -1
@@ -75,3 +89,17 @@ def set_threads(n: int | None) -> int:
     if n is not None and n > 0:
         torch.set_num_threads(int(n))
     return previous
+
+
+def cap_openmp_spinning(spins: int = OPENMP_SPINS) -> bool:
+    """Set ``GOMP_SPINCOUNT`` to ``spins`` where the environment sets none and torch is not loaded
+    yet (libgomp reads it once, as torch loads). Returns whether it was set here."""
+    if "GOMP_SPINCOUNT" in os.environ or "torch" in sys.modules:
+        return False
+    os.environ["GOMP_SPINCOUNT"] = _openmp_defaults["GOMP_SPINCOUNT"] = str(int(spins))
+    return True
+
+
+def openmp_defaults() -> dict[str, str]:
+    """The OpenMP settings that ``cap_openmp_spinning`` put in this process's environment."""
+    return dict(_openmp_defaults)

@@ -18,8 +18,8 @@ Data: ``--data DIR``, else ``$PATCHNET_ZOO_DATA``, else ``../shared/data``. Fail
 user's to fix (unknown model, missing file, bad data) print one line to stderr and exit with 2;
 set ``PATCHNET_ZOO_DEBUG=1`` to see the traceback instead.
 
-Every command first calls ``patchnet_zoo._runtime.tune_cpu_allocator()`` (faster CPU inference on
-glibc, see that module). Heavy modules are imported by the command that needs them, so ``--help``
+Every command first calls ``patchnet_zoo._runtime.cap_openmp_spinning()`` (before torch loads) and
+``tune_cpu_allocator()`` (faster CPU inference on glibc, see that module). Heavy modules are imported by the command that needs them, so ``--help``
 is instant.
 """
 from __future__ import annotations
@@ -345,7 +345,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``patchnet-zoo``; returns the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = os.environ.get("PATCHNET_ZOO_DEBUG", "").lower() in {"1", "true", "yes", "on"}
-    from ._runtime import set_threads, tune_cpu_allocator
+    from ._runtime import cap_openmp_spinning, set_threads, tune_cpu_allocator
+
+    cap_openmp_spinning()  # before anything loads torch
 
     # global options before the command
     threads = None

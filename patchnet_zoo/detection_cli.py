@@ -298,6 +298,7 @@ def cmd_detect(a: argparse.Namespace) -> int:
 def cmd_benchmark_detection(a: argparse.Namespace) -> int:
     from .cli import _data_root, _write_json
     from .detection.runner import benchmark_detection, find_mot_sequences, load_mot_sequences, run_frames
+    from .eval.machine import machine_info
 
     paths = find_mot_sequences(_data_root(a.data))  # bad data fails before the detector loads
     base, make = _build(a)
@@ -322,6 +323,7 @@ def cmd_benchmark_detection(a: argparse.Namespace) -> int:
                    "response_size": a.response_size, "template_update": getattr(make(), "template_update", None),
                    "patchnet": a.patchnet if a.inter == "patchnet" else None,
                    "lookahead": a.lookahead, "rigid_centre": a.rigid_centre},
+        "machine": machine_info(),
     }
     print(f"{a.detector} every {a.key_frame_interval} ({a.inter}): mAP@0.5 {result['map50']:.3f} "
           f"(per frame {per_frame['map50']:.3f}), mAP {result['map']:.3f}, {result['ms_per_frame']:.1f} ms/frame, "

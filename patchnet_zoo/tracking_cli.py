@@ -163,6 +163,7 @@ def _factory_from_args(a: argparse.Namespace):
 def cmd_benchmark_ope(a: argparse.Namespace) -> int:
     from .cli import _data_root, _write_json
     from .data.readers import read_sequences
+    from .eval.machine import machine_info
     from .eval.ope import curves_for_plot, run_ope, summary_line
 
     sequences = read_sequences(_data_root(a.data), a.split)  # bad data fails before the trackers load
@@ -171,6 +172,7 @@ def cmd_benchmark_ope(a: argparse.Namespace) -> int:
     factory = _factory_from_args(a)
     result = run_ope(factory, sequences, progress=True, max_frames=a.max_frames)
     result["split"] = str(a.split)
+    result["machine"] = machine_info()  # fps mean little without the machine and its thread counts
     print(f"# {factory.name} on {a.split} ({result['sequences']} sequences, {result['frames']} frames)")
     print(summary_line(result))
     width = max(len(n) for n in result["per_sequence"])

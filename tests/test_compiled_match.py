@@ -141,3 +141,50 @@ def test_the_compiled_match_takes_one_box_only(real_windows):
     constants = compiled_match.graph_constants(model, model._inference_arrays())
     with pytest.raises(ValueError, match="one box"):
         compiled_match.compiled_match(crops, matcher.encode(key, boxes).filters, xywh_to_cxcywh(boxes), constants)
+
+
+def test_the_package_folder_keeps_the_packages_used_last(tmp_path, monkeypatch, real_windows):
+    """Each new ahead-of-time package prunes the folder to the ``_AOT_FILES_KEEP`` used last; loading
+    an old package marks it used, so a package in use outlives newer ones that are not; files being
+    written by another process are left alone."""
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(compiled_match, "_AOT_FILES_KEEP", 3)
+    built = []
+
+    def fake_package(program, package_path):  # the build, without the C++ compiler's seconds
+        built.append(package_path)
+        open(package_path, "wb").write(b"package")
+
+    monkeypatch.setattr(torch._inductor, "aoti_compile_and_package", fake_package)
+    monkeypatch.setattr(torch._inductor, "aoti_load_package", lambda path: path)
+    matcher = PatchMatcher(load_pretrained_patchnet("patchnet_k4"), compiled=True)
+    model, g = matcher.model, matcher.model.geometry
+    key, later, box = real_windows[0]
+    templates = matcher.encode(key, box)
+    crops = matcher._crop(later, xywh_to_cxcywh(box), matcher.search_scale, g.search_size)
+    inputs = (crops, templates.filters, xywh_to_cxcywh(box))
+    folder = tmp_path / "patchnet_zoo"
+    folder.mkdir()
+    old = [folder / f"match-old{i}.pt2" for i in range(4)]
+    writing = folder / "match-new.123.tmp.pt2"
+    for i, path in enumerate([*old, writing]):
+        path.write_bytes(b"x")
+        os.utime(path, (1000 + i, 1000 + i))
+    os.utime(old[0], (5000, 5000))  # old0 was used last of the four
+
+    def build(select_alpha):
+        constants = compiled_match.graph_constants(model, model._inference_arrays(), select_alpha)
+        options = dict(patch_size=g.patch_size, stride=g.corr_stride, zero_mean=False, box_mean=False,
+                       template_size=g.template_size, response_size=g.response_size, levels=g.levels,
+                       rigid=False, centre_gain=1.0)
+        signature = compiled_match._signature(*inputs, options)
+        return compiled_match._load_or_build(*inputs, constants, options, signature)
+
+    first = build(None)
+    assert len(built) == 1 and first.endswith(".pt2") and os.path.exists(first)
+    assert sorted(p.name for p in folder.iterdir()) == sorted([os.path.basename(first), old[0].name, old[3].name,
+                                                               writing.name])
+    assert build(None) == first and len(built) == 1  # the same graph loads, no second build
+    build(2.0)  # another decoding: one more package, and the oldest unused one goes
+    assert len(built) == 2 and not old[3].exists() and old[0].exists() and os.path.exists(first)
+    assert writing.exists()

@@ -103,6 +103,7 @@ def test_benchmark_detection_json(tud_dir, tmp_path):
     assert r["frames"] == 10 and r["key_frames"] == 4
     assert 0.4 < r["map50"] <= 1.0 and r["map"] < r["map50"]
     assert r["speedup"] > 0 and r["per_frame"]["map50"] > 0.4
+    assert r["machine"]["torch_threads"] >= 1 and "python" in r["machine"]  # where the timings were taken
     upd = tmp_path / "bench_key_template.json"
     assert cli.main(["benchmark", "detection", "--data", str(tmp_path / "data"), "--key-frame-interval", "3",
                      "--template-update", "0", "--max-frames", "10", "--json", str(upd)]) == 0

@@ -128,6 +128,9 @@ def test_benchmark_ope_writes_json(data_root, tmp_path, capsys):
     r = json.loads(out.read_text())
     assert {"success", "precision", "fps", "effective_interval", "per_sequence"} <= set(r)
     assert set(r["per_sequence"]) == {"Crossing", "bag"} and r["frames"] == 20
+    import torch
+
+    assert r["machine"]["torch_threads"] == torch.get_num_threads() and r["machine"]["cpu_count"] >= 1
 
 
 def test_motion_prior_reaches_the_skip_frame_tracker(tld_video, capsys):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 from pathlib import Path
 
 import pytest
@@ -98,7 +99,10 @@ def test_openmp_settings_of_the_environment_are_recorded_and_stated(monkeypatch)
     two-core run's speed-ups) says so in its JSON and its page; a run without says nothing."""
     from patchnet_zoo.eval.machine import OPENMP_SETTINGS, machine_info
 
+    from patchnet_zoo import _runtime
+
     mod = _benchmark()
+    monkeypatch.setattr(_runtime, "_openmp_defaults", {})  # as if the user had set them
     for key in OPENMP_SETTINGS:
         monkeypatch.delenv(key, raising=False)
     plain = machine_info()
@@ -107,3 +111,23 @@ def test_openmp_settings_of_the_environment_are_recorded_and_stated(monkeypatch)
     info = machine_info()
     assert info["openmp_env"] == {"GOMP_SPINCOUNT": "10000"}
     assert "(torch's OpenMP: GOMP_SPINCOUNT=10000)" in mod._threads_note(info)
+
+
+def test_the_benchmarks_own_openmp_default_is_stated_but_not_put_in_front_of_the_command(monkeypatch):
+    """The spin cap the benchmark sets itself (``_runtime.cap_openmp_spinning``) is named as the
+    package's default on the page, and left out of the command: running the command sets it again."""
+    from patchnet_zoo import _runtime
+    from patchnet_zoo.eval.machine import machine_info
+
+    mod = _benchmark()
+    monkeypatch.setattr(_runtime, "_openmp_defaults", {"GOMP_SPINCOUNT": "10000"})
+    monkeypatch.setenv("GOMP_SPINCOUNT", "10000")
+    info = machine_info()
+    assert info["openmp_defaults"] == ["GOMP_SPINCOUNT"]
+    assert "(torch's OpenMP: GOMP_SPINCOUNT=10000, the package's default)" in mod._threads_note(info)
+    result = json.loads((REPO / "docs" / "results" / "tracking_two_cores.json").read_text())
+    command = "PYTHONPATH=. python benchmarks/tracking.py --threads 2"
+    user_set = mod.to_markdown(result, command)
+    assert f"Command: `GOMP_SPINCOUNT=10000 {command}`" in user_set
+    result["machine"]["openmp_defaults"] = ["GOMP_SPINCOUNT"]
+    assert f"Command: `{command}`" in mod.to_markdown(result, command)

@@ -4,6 +4,8 @@ from __future__ import annotations
 import os
 import platform
 
+from .._runtime import openmp_defaults
+
 __all__ = ["machine_info"]
 
 #: environment settings of torch's OpenMP threads that change timings (recorded where set)
@@ -12,7 +14,7 @@ OPENMP_SETTINGS = ("OMP_NUM_THREADS", "OMP_WAIT_POLICY", "GOMP_SPINCOUNT")
 
 def machine_info() -> dict:
     """CPU count and model, Python, torch (its thread count, and its OpenMP settings where the
-    environment sets them), OpenCV (and its thread count)."""
+    environment sets them, naming those the package set itself), OpenCV (and its thread count)."""
     import torch
 
     info = {"cpu_count": os.cpu_count(), "machine": platform.machine(), "python": platform.python_version(),
@@ -20,6 +22,9 @@ def machine_info() -> dict:
     openmp = {k: os.environ[k] for k in OPENMP_SETTINGS if os.environ.get(k)}
     if openmp:
         info["openmp_env"] = openmp
+        by_package = [k for k in openmp_defaults() if k in openmp]
+        if by_package:  # set by the package, not by the user: a rerun sets them again
+            info["openmp_defaults"] = by_package
     try:
         import cv2
 

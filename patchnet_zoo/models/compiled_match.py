@@ -14,7 +14,8 @@ Compiling needs a C++ compiler. ``compiled_match`` compiles the graph ahead of t
 (AOTInductor: a shared library called without ``torch.compile``'s per-call guards and Python
 wrappers, about a tenth of a one-box match less), once per model, window, decoding and thread
 count: some seconds the first time, then loaded from torch's compile cache folder
-(``$TORCHINDUCTOR_CACHE_DIR``, a ``patchnet_zoo`` folder in it). Where that fails it uses
+(``$TORCHINDUCTOR_CACHE_DIR``, a ``patchnet_zoo`` folder in it, which keeps the 32 packages used
+last, about 2 MB each). Where that fails it uses
 ``torch.compile``; where that fails too, a warning is logged once per path and the matcher goes on
 without it.
 """
@@ -198,6 +199,8 @@ _aot_failed = False
 # (id(constants), signature) -> (constants, runner); holding the constants keeps their id unique
 _aot_runners: dict = {}
 _AOT_KEEP = 8
+# package files kept in the cache folder (about 2 MB each), the most recently used first
+_AOT_FILES_KEEP = 32
 
 
 def compiled_match(crops: torch.Tensor, filters: torch.Tensor, prev: torch.Tensor,
@@ -284,9 +287,38 @@ def _cache_path(constants: GraphConstants, signature: tuple) -> Path:
     return Path(cache_dir()) / "patchnet_zoo" / f"match-{digest.hexdigest()[:32]}.pt2"
 
 
+def _prune(folder: Path, keep: int) -> list[Path]:
+    """Delete all but the ``keep`` most recently used package files in ``folder`` (each process
+    marks a file used when it loads it); returns those deleted. Files being written are left alone,
+    and so is a file that another process deletes or holds first."""
+    dated = []
+    for path in folder.glob("match-*.pt2"):
+        if ".tmp." in path.name:
+            continue
+        try:
+            dated.append((path.stat().st_mtime, path))
+        except OSError:  # deleted meanwhile by another process
+            continue
+    removed = []
+    for _, path in sorted(dated, reverse=True)[keep:]:
+        try:
+            path.unlink()
+            removed.append(path)
+        except OSError:
+            pass
+    return removed
+
+
 def _load_or_build(crops, filters, prev, constants: GraphConstants, options: dict, signature: tuple):
     path = _cache_path(constants, signature)
-    if not path.exists():
+    if path.exists():
+        try:
+            os.utime(path)  # used now: pruning keeps the packages in use
+        except OSError:
+            pass
+    else:
+        logger.info("compiling PatchNet's match ahead of time into %s (once per model, window, decoding and "
+                    "thread count; some seconds)", path)
         path.parent.mkdir(parents=True, exist_ok=True)
         with torch.inference_mode(False):  # export traces ordinary tensors
             example = tuple(t.clone() for t in (crops, filters, prev))
@@ -297,4 +329,5 @@ def _load_or_build(crops, filters, prev, constants: GraphConstants, options: dic
             os.replace(tmp, path)  # whole files only: another process may be building the same one
         finally:
             tmp.unlink(missing_ok=True)
+        _prune(path.parent, _AOT_FILES_KEEP)
     return torch._inductor.aoti_load_package(str(path))
