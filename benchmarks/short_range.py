@@ -2,9 +2,11 @@
 
 Carries every ground-truth box of a split from frame t to frame t + gap and counts a miss when the
 IoU with the ground truth there is below 0.7. Runs once per PatchNet search window (``--response-sizes``,
-default 7 = the paper's window and 13 = a wider one with the same weights; NCC searches the same
-window) and writes the raw results as one JSON and one markdown file with a table per window, next to
-the reference figures measured with the authors' original PatchNet.
+default 7 = the paper's window, 13 = a wider one and 25 = the Siamese trackers' search region, all
+with the same weights; NCC searches the same window) and writes the raw results as one JSON and one
+markdown file with a table per window, next to the reference figures measured with the authors'
+original PatchNet. More windows (``--sweep-sizes``) run PatchNet, its rigid centre and NCC alone, for
+a table and a plot of the miss rate against the window's size.
 
     PYTHONPATH=. python benchmarks/short_range.py                  # val split, gap 10, trained weights
     PYTHONPATH=. python benchmarks/short_range.py --max-pairs 40 --untrained \
@@ -29,6 +31,14 @@ cap_openmp_spinning()  # before torch loads: docs/design.md, "Two cores"
 from patchnet_zoo.eval.short_range import (  # noqa: E402
     CELLS_PER_BOX, METHODS, PAPER_RESPONSE_SIZE, PATCHNET_VARIANTS, run_short_range, untrained_models,
 )
+
+#: the search region of the Siamese trackers the package accelerates: NanoTrack, like SiamFC, searches
+#: 255 px around a 127-px exemplar that holds the box and as much context again (twice the side of a
+#: square box), so about 4x the box's side; a 25x25 response gives 263/64 = 4.11x, the nearest
+SIAMESE_RESPONSE_SIZE = 25
+#: more windows for the miss rate against the window's size, with the methods that search the window
+SWEEP_SIZES = (9, 11, 15, 17, 21, 29)
+SWEEP_METHODS = ("patchnet", "patchnet-rigid-centre", "ncc")
 
 # Reference figures (../shared/ANCHORS.md, "Short-range matching"): all 1,291 valid pairs of the val
 # split at gap 10, same CPU class, each method in its own implementation. (miss rate, mean IoU, ms)
@@ -74,6 +84,8 @@ def window_title(run: dict) -> str:
     r, scale = run["response_size"], run["search_scale"]
     if r == PAPER_RESPONSE_SIZE:
         return f"Paper window ({r}x{r} response, {scale:.2f}x the box)"
+    if r == SIAMESE_RESPONSE_SIZE:
+        return f"Siamese trackers' window ({r}x{r} response, {scale:.2f}x the box), same weights"
     kind = "Wide" if r > PAPER_RESPONSE_SIZE else "Narrow"
     return f"{kind} window ({r}x{r} response, {scale:.2f}x the box), same weights"
 
@@ -110,6 +122,69 @@ def _table(run: dict) -> list[str]:
                   + ", ".join(f"{k} {v} of {run['methods'][k]['matches']}" for k, v in fallbacks.items())
                   + " (MOSSE's built-in PSR gate cannot be switched off)."]
     return lines
+
+
+def window_rows(result: dict) -> list[dict]:
+    """One row per window, the tables' and the sweep's, narrowest first: ``response_size``,
+    ``search_scale``, ``reachable`` and ``{method: miss rate}`` for the methods of ``SWEEP_METHODS``."""
+    rows = {}
+    for run in [*result["runs"].values(), *result.get("sweep", {}).values()]:
+        misses = {k: run["methods"][k]["miss_rate"] for k in SWEEP_METHODS if k in run["methods"]}
+        if misses:
+            rows[run["response_size"]] = {"response_size": run["response_size"], "search_scale": run["search_scale"],
+                                          "reachable": run["reachable"], "miss_rate": misses}
+    return [rows[r] for r in sorted(rows)]
+
+
+def _window_section(result: dict) -> list[str]:
+    rows = window_rows(result)
+    if len(rows) < 2:
+        return []
+    methods = [k for k in SWEEP_METHODS if any(k in r["miss_rate"] for r in rows)]
+    names = {"patchnet": "PatchNet", "patchnet-rigid-centre": "PatchNet, rigid centre", "ncc": "full-template NCC"}
+    lines = [
+        "", "## Miss rate against the window", "",
+        "The same weights and the same pairs in every window; NCC searches PatchNet's window. \"Out of "
+        "reach\" is the share of pairs whose target centre lies outside the window, a floor on the miss "
+        "rate of a windowed matcher (targets just beyond the edge aside). The windows of the tables above "
+        "are repeated here; the others ran these three methods alone."
+        + (" Plot: [miss rate against the window](" + result["windows_plot"] + ")." if result.get("windows_plot")
+           else ""),
+        "",
+        "| response | window / box | out of reach | " + " | ".join(names[k] for k in methods) + " | lowest |",
+        "|---|---|---|" + "---|" * len(methods) + "---|",
+    ]
+    for r in rows:
+        misses = r["miss_rate"]
+        best = min(misses.values())
+        lowest = ", ".join(names[k] for k in methods if misses.get(k) == best)
+        cells = " | ".join(_f(misses.get(k), ".3f") for k in methods)
+        lines.append(f"| {r['response_size']}x{r['response_size']} | {r['search_scale']:.2f} | "
+                     f"{1 - r['reachable']:.3f} | {cells} | {lowest} |")
+    return lines
+
+
+def plot_windows(result: dict, path: Path) -> Path | None:
+    """Miss rate against the window's side (in box sides) for PatchNet, its rigid centre and NCC, the
+    out-of-reach floor dashed, KCF* (window-independent) as a level; None with fewer than 2 windows."""
+    from patchnet_zoo.viz.plots import plot_curves
+
+    rows = window_rows(result)
+    if len(rows) < 2:
+        return None
+    names = {"patchnet": "PatchNet", "patchnet-rigid-centre": "PatchNet, rigid centre", "ncc": "full-template NCC"}
+    curves = {}
+    for k in SWEEP_METHODS:
+        points = [(r["search_scale"], r["miss_rate"][k]) for r in rows if k in r["miss_rate"]]
+        if len(points) >= 2:
+            curves[names[k]] = tuple(zip(*points))
+    floor = "out of reach (a floor for windowed matchers)"
+    curves[floor] = ([r["search_scale"] for r in rows], [1 - r["reachable"] for r in rows])
+    first = next(iter(result["runs"].values()))["methods"]
+    levels = {"KCF* (own search region)": first["kcf"]["miss_rate"]} if "kcf" in first else {}
+    return plot_curves(curves, path, xlabel="search window side / box side", ylabel=f"miss rate (IoU < 0.7), gap {result['gap']}",
+                       title=f"Short range, split {result['split']}, {result['pairs']} pairs", dashed=(floor,),
+                       levels=levels)
 
 
 def to_markdown(result: dict, command: str, untrained: bool = False) -> str:
@@ -153,10 +228,15 @@ def to_markdown(result: dict, command: str, untrained: bool = False) -> str:
         "last, is PatchNet's search with one change in the decoding: the box's centre is the best "
         "placement of the whole template within the peak cell (patch correlations summed with the "
         "aggregation's weights, no pooling) instead of the regressed offsets (docs/design.md, "
-        "\"Rigid centre\").",
+        "\"Rigid centre\")."
+        + (f" The {SIAMESE_RESPONSE_SIZE}x{SIAMESE_RESPONSE_SIZE} window is the search region of the Siamese "
+           "trackers that skip-frame tracking accelerates (NanoTrack, like SiamFC, searches 255 px around a "
+           "127-px exemplar holding the box and as much context again: about 4x the box's side)."
+           if any(r["response_size"] == SIAMESE_RESPONSE_SIZE for r in runs) else ""),
     ]
     for run in runs:
         lines += ["", f"## {window_title(run)}", "", _reach_line(run), ""] + _table(run)
+    lines += _window_section(result)
     lines += [
         "",
         "## Notes",
@@ -194,9 +274,12 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--max-pairs", type=int, default=None, help="evaluate at most this many pairs (evenly spread)")
     p.add_argument("--methods", default=",".join(METHODS), help=f"comma-separated subset of {','.join(METHODS)}")
     p.add_argument("--weights-dir", default=None, help="where the registry finds weight records")
-    p.add_argument("--response-sizes", default=f"{PAPER_RESPONSE_SIZE},13",
+    p.add_argument("--response-sizes", default=f"{PAPER_RESPONSE_SIZE},13,{SIAMESE_RESPONSE_SIZE}",
                    help="comma-separated PatchNet response sizes (odd), one run and one table each; NCC "
-                        "searches the same window (default: 7,13 = 1.86x and 2.61x the box)")
+                        "searches the same window (default: 7,13,25 = 1.86x, 2.61x and 4.11x the box)")
+    p.add_argument("--sweep-sizes", default=",".join(map(str, SWEEP_SIZES)),
+                   help="more response sizes (odd) where only PatchNet, its rigid centre and NCC run (those of "
+                        "--methods), for the miss rate against the window; '' for none (default: %(default)s)")
     p.add_argument("--untrained", action="store_true",
                    help="use freshly initialised PatchNet variants (checks the pipeline; not a result)")
     p.add_argument("--title", default="", help="words after the page's title, e.g. ', zero-mean patches'")
@@ -212,6 +295,14 @@ def main(argv: list[str] | None = None) -> dict:
         p.error(f"--response-sizes takes comma-separated odd integers, got {args.response_sizes!r}")
     if not sizes or any(r < 1 or r % 2 == 0 for r in sizes) or len(set(sizes)) != len(sizes):
         p.error(f"--response-sizes takes distinct odd positive integers, got {args.response_sizes!r}")
+    try:
+        sweep = [int(v) for v in args.sweep_sizes.split(",") if v.strip()]
+    except ValueError:
+        p.error(f"--sweep-sizes takes comma-separated odd integers, got {args.sweep_sizes!r}")
+    if any(r < 1 or r % 2 == 0 for r in sweep):
+        p.error(f"--sweep-sizes takes odd positive integers, got {args.sweep_sizes!r}")
+    sweep_methods = [m for m in SWEEP_METHODS if m in methods]
+    sweep = sorted(set(sweep) - set(sizes)) if sweep_methods else []
     models = untrained_models(methods) if args.untrained else None
     runs = {}
     for r in sizes:
@@ -223,11 +314,23 @@ def main(argv: list[str] | None = None) -> dict:
                 if "weights" in v:
                     v["weights"] = "untrained (fresh initialisation)"
         runs[str(r)] = run
+    swept = {}
+    for r in sweep:
+        run = run_short_range(data_root=args.data, split=args.split, gap=args.gap, methods=sweep_methods,
+                              max_pairs=args.max_pairs, models=models, progress=not args.no_progress,
+                              weights_dir=args.weights_dir, response_size=r)
+        swept[str(r)] = {k: run[k] for k in ("response_size", "search_scale", "reachable", "pairs")}
+        swept[str(r)]["methods"] = {k: {"miss_rate": v["miss_rate"], "mean_iou": v["mean_iou"]}
+                                    for k, v in run["methods"].items()}
     first = next(iter(runs.values()))
     command = "python benchmarks/short_range.py" + ("" if not argv else " " + shlex.join(argv))
     result = {"gap": first["gap"], "pairs": first["pairs"], "split": first["split"],
               "response_sizes": sizes, "runs": runs, "command": command,
-              **({"title": args.title} if args.title else {})}
+              **({"sweep": swept} if swept else {}), **({"title": args.title} if args.title else {})}
+    plot = plot_windows(result, Path(args.md).with_name(Path(args.md).stem + "_windows.png"))
+    if plot is not None:
+        result["windows_plot"] = plot.name
+        print(f"wrote {plot}")
     for path, text in ((args.json, json.dumps(result, indent=2) + "\n"),
                        (args.md, to_markdown(result, command, args.untrained))):
         path = Path(path)

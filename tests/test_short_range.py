@@ -183,18 +183,29 @@ def test_benchmark_script_writes_json_and_markdown(tmp_path, val):
     js, md = tmp_path / "sr.json", tmp_path / "sr.md"
     mod.main(["--max-pairs", "3", "--methods", "hold,ncc", "--json", str(js), "--md", str(md), "--no-progress"])
     r = json.loads(js.read_text())
-    assert r["pairs"] == 3 and r["gap"] == 10 and list(r["runs"]) == ["7", "13"]
+    assert r["pairs"] == 3 and r["gap"] == 10 and list(r["runs"]) == ["7", "13", "25"]
     for key, run in r["runs"].items():
         assert set(run["methods"]) == {"hold", "ncc"} and run["pairs"] == 3
         assert run["response_size"] == int(key) and 0.0 <= run["reachable"] <= 1.0
-    assert r["runs"]["13"]["reachable"] >= r["runs"]["7"]["reachable"]
+    # the sweep's windows run the windowed method of --methods alone
+    assert sorted(map(int, r["sweep"])) == list(mod.SWEEP_SIZES)
+    assert all(set(run["methods"]) == {"ncc"} and run["pairs"] == 3 for run in r["sweep"].values())
+    rows = mod.window_rows(r)
+    assert [row["response_size"] for row in rows] == sorted([7, 13, 25, *mod.SWEEP_SIZES])
+    reach = [row["reachable"] for row in rows]
+    assert reach == sorted(reach)  # a wider window reaches at least the targets a narrower one does
     text = md.read_text()
     assert "original PatchNet (authors' weights)" in text and "Ratios between methods" in text
     assert "--max-pairs 3" in text and f"{r['runs']['7']['machine']['cpu_count']} CPUs" in text
     assert "## Paper window (7x7 response, 1.86x the box)" in text
     assert "## Wide window (13x13 response, 2.61x the box), same weights" in text
-    assert text.count("Reachable: ") == 2 and "Reachability caps" in text
-    assert "119/64 window" in text and "167/64 window" in text and "UNTRAINED" not in text
+    assert "## Siamese trackers' window (25x25 response, 4.11x the box), same weights" in text
+    assert text.count("Reachable: ") == 3 and "Reachability caps" in text
+    assert "119/64 window" in text and "167/64 window" in text and "263/64 window" in text and "UNTRAINED" not in text
+    section = text.split("## Miss rate against the window")[1].split("## Notes")[0]
+    assert section.count("| 29x29 | 4.61 |") == 1 and section.count("\n| ") == len(rows) + 1  # the header and a row per window
+    assert r["windows_plot"] == "sr_windows.png" and (tmp_path / "sr_windows.png").stat().st_size > 10_000
+    assert "[miss rate against the window](sr_windows.png)" in section
 
 
 def test_benchmark_script_untrained_one_size(tmp_path, crossing):
@@ -202,13 +213,18 @@ def test_benchmark_script_untrained_one_size(tmp_path, crossing):
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     js, md = tmp_path / "sr.json", tmp_path / "sr.md"
-    mod.main(["--max-pairs", "2", "--methods", "patchnet,hold", "--response-sizes", "13", "--untrained",
-              "--json", str(js), "--md", str(md), "--no-progress"])
+    mod.main(["--max-pairs", "2", "--methods", "patchnet,hold", "--response-sizes", "13", "--sweep-sizes", "29",
+              "--untrained", "--json", str(js), "--md", str(md), "--no-progress"])
     r = json.loads(js.read_text())
     assert list(r["runs"]) == ["13"]
     assert r["runs"]["13"]["methods"]["patchnet"]["weights"] == "untrained (fresh initialisation)"
+    assert set(r["sweep"]["29"]["methods"]) == {"patchnet"}  # hold has its own search region: no sweep
     text = md.read_text()
     assert text.startswith("# Short-range") and "UNTRAINED" in text and "Paper window" not in text
+    assert "Siamese trackers' window" not in text and "The 25x25 window is" not in text
+    for bad in ("9,10", "x"):
+        with pytest.raises(SystemExit):
+            mod.main(["--sweep-sizes", bad, "--json", str(js), "--md", str(md)])
     with pytest.raises(SystemExit):
         mod.main(["--response-sizes", "7,8", "--json", str(js), "--md", str(md)])
 
@@ -242,7 +258,7 @@ def test_benchmark_updates_the_weight_records_it_measured(tmp_path, crossing):
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     js, md = tmp_path / "sr.json", tmp_path / "sr.md"
-    mod.main(["--max-pairs", "3", "--methods", "patchnet,hold", "--response-sizes", "7", "--weights-dir",
+    mod.main(["--max-pairs", "3", "--methods", "patchnet,hold", "--response-sizes", "7", "--sweep-sizes", "", "--weights-dir",
               str(weights), "--update-records", "--json", str(js), "--md", str(md), "--no-progress"])
     run = json.loads(js.read_text())["runs"]["7"]["methods"]["patchnet"]
     rec = json.loads((weights / "patchnet.shared_train.json").read_text())

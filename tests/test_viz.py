@@ -6,7 +6,7 @@ import pytest
 
 from patchnet_zoo.data.readers import iter_video, read_folder_sequence
 from patchnet_zoo.viz import (
-    GT_STYLE, KEY_STYLE, PROPAGATED_STYLE, VideoWriter, draw_boxes, draw_text, plot_iou_over_time,
+    GT_STYLE, KEY_STYLE, PROPAGATED_STYLE, VideoWriter, draw_boxes, draw_text, plot_curves, plot_iou_over_time,
     plot_speed_accuracy, write_video,
 )
 
@@ -154,6 +154,16 @@ def test_speed_accuracy_plot(tmp_path):
     assert plot_speed_accuracy({"base": (12.0, 0.6), "skip 4": (40.0, 0.55)}, tmp_path / "sa.png").is_file()
     with pytest.raises(ValueError):
         plot_speed_accuracy({}, tmp_path / "none.png")
+
+
+def test_curves_plot(tmp_path):
+    curves = {"a": ([1.0, 2.0, 3.0], [0.5, 0.4, 0.3]), "floor": ([1.0, 2.0, 3.0], [0.6, 0.2, 0.1])}
+    out = plot_curves(curves, tmp_path / "c.png", xlabel="x", ylabel="y", dashed=("floor",), levels={"level": 0.45})
+    assert out.read_bytes()[:8] == PNG_MAGIC and out.stat().st_size > 5000
+    with pytest.raises(ValueError, match="3 x values but 2 y values"):
+        plot_curves({"a": ([1, 2, 3], [1, 2])}, tmp_path / "bad.png")
+    with pytest.raises(ValueError):
+        plot_curves({}, tmp_path / "none.png")
 
 
 def test_viz_import_is_light():

@@ -11,7 +11,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-__all__ = ["plot_iou_over_time", "plot_speed_accuracy"]  # OTB success/precision plots: eval.otb
+__all__ = ["plot_iou_over_time", "plot_speed_accuracy", "plot_curves"]  # OTB success/precision plots: eval.otb
 
 
 def _figure(width: float = 7.0, height: float = 3.5):
@@ -96,6 +96,34 @@ def plot_speed_accuracy(points: Mapping[str, tuple[float, float]], path="speed_a
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3, which="both")
+    if title:
+        ax.set_title(title)
+    return _save(fig, path)
+
+
+def plot_curves(curves: Mapping[str, tuple[Sequence[float], Sequence[float]]], path="curves.png",
+                xlabel: str = "", ylabel: str = "", title: str | None = None,
+                dashed: Sequence[str] = (), levels: Mapping[str, float] | None = None) -> Path:
+    """Lines of ``{name: (xs, ys)}`` with markers; names in ``dashed`` drawn dashed (bounds, not
+    methods); ``levels`` ``{name: y}`` drawn as labelled horizontal lines (methods with one value)."""
+    if not curves:
+        raise ValueError("no curves to plot")
+    fig = _figure(6.5, 4.2)
+    ax = fig.add_subplot(1, 1, 1)
+    for name, (xs, ys) in curves.items():
+        xs, ys = _series(xs, f"{name} x"), _series(ys, f"{name} y")
+        if xs.shape != ys.shape:
+            raise ValueError(f"{name}: {xs.size} x values but {ys.size} y values")
+        style = dict(ls="--", color="0.5") if name in dashed else dict(marker="o", ms=3)
+        ax.plot(xs, ys, label=str(name), **style)
+    for name, y in (levels or {}).items():
+        ax.axhline(float(y), ls=":", lw=1, color="0.3")
+        ax.annotate(str(name), (1.0, float(y)), xycoords=("axes fraction", "data"), xytext=(-4, 3),
+                    textcoords="offset points", ha="right", fontsize=8)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
     if title:
         ax.set_title(title)
     return _save(fig, path)
