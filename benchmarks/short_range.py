@@ -39,6 +39,7 @@ SIAMESE_RESPONSE_SIZE = 25
 #: more windows for the miss rate against the window's size, with the methods that search the window
 SWEEP_SIZES = (9, 11, 15, 17, 21, 29)
 SWEEP_METHODS = ("patchnet", "patchnet-rigid-centre", "ncc")
+SWEEP_NAMES = {"patchnet": "PatchNet", "patchnet-rigid-centre": "PatchNet, rigid centre", "ncc": "full-template NCC"}
 
 # Reference figures (../shared/ANCHORS.md, "Short-range matching"): all 1,291 valid pairs of the val
 # split at gap 10, same CPU class, each method in its own implementation. (miss rate, mean IoU, ms)
@@ -141,7 +142,6 @@ def _window_section(result: dict) -> list[str]:
     if len(rows) < 2:
         return []
     methods = [k for k in SWEEP_METHODS if any(k in r["miss_rate"] for r in rows)]
-    names = {"patchnet": "PatchNet", "patchnet-rigid-centre": "PatchNet, rigid centre", "ncc": "full-template NCC"}
     lines = [
         "", "## Miss rate against the window", "",
         "The same weights and the same pairs in every window; NCC searches PatchNet's window. \"Out of "
@@ -151,13 +151,13 @@ def _window_section(result: dict) -> list[str]:
         + (" Plot: [miss rate against the window](" + result["windows_plot"] + ")." if result.get("windows_plot")
            else ""),
         "",
-        "| response | window / box | out of reach | " + " | ".join(names[k] for k in methods) + " | lowest |",
+        "| response | window / box | out of reach | " + " | ".join(SWEEP_NAMES[k] for k in methods) + " | lowest |",
         "|---|---|---|" + "---|" * len(methods) + "---|",
     ]
     for r in rows:
         misses = r["miss_rate"]
         best = min(misses.values())
-        lowest = ", ".join(names[k] for k in methods if misses.get(k) == best)
+        lowest = ", ".join(SWEEP_NAMES[k] for k in methods if misses.get(k) == best)
         cells = " | ".join(_f(misses.get(k), ".3f") for k in methods)
         lines.append(f"| {r['response_size']}x{r['response_size']} | {r['search_scale']:.2f} | "
                      f"{1 - r['reachable']:.3f} | {cells} | {lowest} |")
@@ -172,12 +172,11 @@ def plot_windows(result: dict, path: Path) -> Path | None:
     rows = window_rows(result)
     if len(rows) < 2:
         return None
-    names = {"patchnet": "PatchNet", "patchnet-rigid-centre": "PatchNet, rigid centre", "ncc": "full-template NCC"}
     curves = {}
     for k in SWEEP_METHODS:
         points = [(r["search_scale"], r["miss_rate"][k]) for r in rows if k in r["miss_rate"]]
         if len(points) >= 2:
-            curves[names[k]] = tuple(zip(*points))
+            curves[SWEEP_NAMES[k]] = tuple(zip(*points))
     floor = "out of reach (a floor for windowed matchers)"
     curves[floor] = ([r["search_scale"] for r in rows], [1 - r["reachable"] for r in rows])
     first = next(iter(result["runs"].values()))["methods"]

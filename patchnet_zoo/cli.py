@@ -19,8 +19,8 @@ user's to fix (unknown model, missing file, bad data) print one line to stderr a
 set ``PATCHNET_ZOO_DEBUG=1`` to see the traceback instead.
 
 Every command first calls ``patchnet_zoo._runtime.cap_openmp_spinning()`` (before torch loads) and
-``tune_cpu_allocator()`` (faster CPU inference on glibc, see that module). Heavy modules are imported by the command that needs them, so ``--help``
-is instant.
+``tune_cpu_allocator()`` (faster CPU inference on glibc, see that module). Heavy modules are
+imported by the command that needs them, so ``--help`` is instant.
 """
 from __future__ import annotations
 

@@ -289,8 +289,8 @@ def _cache_path(constants: GraphConstants, signature: tuple) -> Path:
 
 def _prune(folder: Path, keep: int) -> list[Path]:
     """Delete all but the ``keep`` most recently used package files in ``folder`` (each process
-    marks a file used when it loads it); returns those deleted. Files being written are left alone,
-    and so is a file that another process deletes or holds first."""
+    marks a file used when it loads it); returns those deleted. Files still being written are left
+    alone; a file another process deleted meanwhile is skipped."""
     dated = []
     for path in folder.glob("match-*.pt2"):
         if ".tmp." in path.name:
