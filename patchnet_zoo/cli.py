@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 from pathlib import Path
@@ -341,6 +342,31 @@ def _fail(msg: str) -> int:
     return 2
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes to ``sys.stderr`` as it is at each message (a caller may replace it between runs)."""
+
+    def __init__(self):
+        super().__init__()
+        self.setFormatter(logging.Formatter(f"{PROG}: %(message)s"))
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value):  # StreamHandler's own assignment; the stream is always sys.stderr
+        pass
+
+
+def _log_to_stderr() -> None:
+    """The package's messages from INFO up on stderr, as ``patchnet-zoo: ...`` (a first compile that
+    takes some seconds says so), through one handler however often ``main`` runs in a process."""
+    log = logging.getLogger("patchnet_zoo")
+    if not any(isinstance(h, _StderrHandler) for h in log.handlers):
+        log.addHandler(_StderrHandler())
+    log.setLevel(logging.INFO)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``patchnet-zoo``; returns the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -348,6 +374,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from ._runtime import cap_openmp_spinning, set_threads, tune_cpu_allocator
 
     cap_openmp_spinning()  # before anything loads torch
+    _log_to_stderr()
 
     # global options before the command
     threads = None

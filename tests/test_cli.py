@@ -104,3 +104,17 @@ def test_data_dir_shorthand_for_lightning_commands(tmp_path):
     # a datamodule class name or config file is LightningCLI's business
     assert cli._rewrite_data_flag(["--data", "PairDataModule"]) == ["--data", "PairDataModule"]
     assert cli._rewrite_data_flag(["--data.batch_size", "4"]) == ["--data.batch_size", "4"]
+
+
+def test_the_packages_progress_messages_reach_stderr_once(capsys):
+    """A first ahead-of-time compile takes some seconds: the command line shows the package's INFO
+    messages (and its warnings) on stderr, prefixed, through one handler however often it runs."""
+    import logging
+
+    assert cli.main(["list"]) == 0
+    assert cli.main(["list"]) == 0
+    capsys.readouterr()
+    logging.getLogger("patchnet_zoo.models.compiled_match").info("compiling the match")
+    logging.getLogger("some_other_library").info("not ours")
+    err = capsys.readouterr().err
+    assert err.splitlines() == ["patchnet-zoo: compiling the match"]
