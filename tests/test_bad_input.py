@@ -230,6 +230,7 @@ def test_non_finite_prediction_keeps_the_last_box(f0, seq):
     matcher = PatchMatcher(PatchNet())
     matcher.match = lambda templates, frame, search_boxes=None: MatchResult(
         torch.full((len(templates), 4), float("nan")), torch.ones(len(templates)))
+    matcher.match_one = lambda templates, frame, box: ([float("nan")] * 4, 1.0, 1)
     tracker = PatchNetTracker(matcher)
     tracker.init(f0, seq.boxes[0])
     box = tracker.update(f0)

@@ -76,7 +76,11 @@ def _fake_matcher(box, confidence=1.0):
         return MatchResult(torch.tensor([box], dtype=torch.float32).expand(n, 4).clone(),
                            torch.full((n,), confidence))
 
-    matcher.match = match
+    def match_one(templates, frame, box):  # the one-template call, the same answer
+        result = match(templates, frame, torch.as_tensor(box, dtype=torch.float32).view(1, 4))
+        return result.boxes[0].tolist(), float(result.confidence[0]), 1
+
+    matcher.match, matcher.match_one = match, match_one
     return matcher, calls
 
 
@@ -346,3 +350,30 @@ def test_matcher_replace_changes_only_the_named_options():
         base.replace(window=13)
     with pytest.raises(ValueError):
         base.replace(edge_follow=-1)
+
+
+@pytest.mark.parametrize("template_update", ["init", "both"])
+def test_one_template_goes_through_match_one_with_the_same_boxes(crossing, crossing_frames, template_update):
+    """With one template the tracker calls ``match_one`` (no batch bookkeeping): on real frames it
+    gives exactly the boxes and confidences of the batched ``match``."""
+    from patchnet_zoo.trackers.patchnet_tracker import load_pretrained_patchnet
+
+    model = load_pretrained_patchnet()
+    batched = PatchMatcher(model)
+    calls = []
+
+    def through_match(templates, frame, box):  # match_one's answer, from the batched path
+        calls.append(len(templates))
+        r = batched.match(templates, frame, torch.as_tensor(np.asarray(box), dtype=torch.float32).view(1, 4))
+        return r.boxes[0].tolist(), float(r.confidence[0]), 1
+
+    batched.match_one = through_match
+    runs = []
+    for matcher in (PatchMatcher(model), batched):
+        tracker = PatchNetTracker(matcher, template_update=template_update)
+        tracker.init(crossing_frames[0], crossing.boxes[0])
+        runs.append([(tracker.update(f), tracker.confidence) for f in crossing_frames[1:]])
+    assert calls and all(n == 1 for n in calls)
+    for (box, conf), (ref_box, ref_conf) in zip(*runs):
+        np.testing.assert_array_equal(box, ref_box)
+        assert conf == ref_conf

@@ -12,7 +12,8 @@ What one ``update`` does:
 
 1. the search window is centred on the previous box (``search_update="previous"``) or on a
    constant-velocity prediction (``"velocity"``) and is 119/64 times its size (the paper default);
-2. PatchNet matches the current template(s) in it (one batched forward for all templates);
+2. PatchNet matches the current template(s) in it (one batched forward for all templates; one
+   template goes through ``PatchMatcher.match_one``, the same numbers without the batch bookkeeping);
 3. the centre moves to the match; the size is damped, per axis, as in the original skip-frame
    tracker: ``s = 1 - d + d * new / old`` with ``d = size_damping`` (0.25: ``0.75 + 0.25 * new/old``);
 4. the box is kept usable (see *Bad input* below) and stored as the new state.
@@ -199,6 +200,9 @@ class PatchNetTracker:
             # nothing to match (a black or uniform frame, e.g. a fade): the response map would be
             # flat and its decoded "peak" meaningless, so the box stays and confidence is 0
             new, confidence = prev.copy(), 0.0
+        elif len(templates) == 1:  # one template: the one-box call, without the batch bookkeeping
+            found, confidence, _ = self.matcher.match_one(joined, frame, search)
+            new = np.asarray(found, dtype=np.float64)
         else:
             sb = torch.as_tensor(search, dtype=torch.float32).view(1, 4).expand(len(templates), 4)
             result = self.matcher.match(joined, frame, sb.contiguous())
