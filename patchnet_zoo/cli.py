@@ -324,7 +324,8 @@ def build_parser() -> argparse.ArgumentParser:
     sr.add_argument("--max-pairs", type=int, default=None, metavar="N", help="cap on evaluated pairs (default: all)")
     sr.add_argument("--response-size", type=int, default=7, metavar="R",
                     help="PatchNet response size, odd (default: %(default)s = the paper's window, 1.86x the "
-                         "box; 13 = 2.61x, same weights); NCC searches the same window")
+                         "box; 13 = 2.61x; 25 = 4.11x, the Siamese trackers' search region; same weights); NCC "
+                         "searches the same window")
     sr.set_defaults(func=cmd_short_range)
     from .tracking_cli import add_ope_parser, add_track_parser  # light: the commands import the rest
 
