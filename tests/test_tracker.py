@@ -65,6 +65,14 @@ def _texture(h=200, w=300):
     return np.random.default_rng(0).integers(0, 256, (h, w, 3), dtype=np.uint8)
 
 
+def _match_one_through(match):
+    """A ``match_one`` that answers through ``match`` (batched), as four floats, confidence, 1."""
+    def match_one(templates, frame, box):
+        result = match(templates, frame, torch.as_tensor(np.asarray(box), dtype=torch.float32).view(1, 4))
+        return result.boxes[0].tolist(), float(result.confidence[0]), 1
+    return match_one
+
+
 def _fake_matcher(box, confidence=1.0):
     """A PatchMatcher whose match always returns ``box``; records the calls."""
     matcher = PatchMatcher(PatchNet())
@@ -76,11 +84,7 @@ def _fake_matcher(box, confidence=1.0):
         return MatchResult(torch.tensor([box], dtype=torch.float32).expand(n, 4).clone(),
                            torch.full((n,), confidence))
 
-    def match_one(templates, frame, box):  # the one-template call, the same answer
-        result = match(templates, frame, torch.as_tensor(box, dtype=torch.float32).view(1, 4))
-        return result.boxes[0].tolist(), float(result.confidence[0]), 1
-
-    matcher.match, matcher.match_one = match, match_one
+    matcher.match, matcher.match_one = match, _match_one_through(match)
     return matcher, calls
 
 
@@ -361,11 +365,11 @@ def test_one_template_goes_through_match_one_with_the_same_boxes(crossing, cross
     model = load_pretrained_patchnet()
     batched = PatchMatcher(model)
     calls = []
+    via_match = _match_one_through(batched.match)
 
     def through_match(templates, frame, box):  # match_one's answer, from the batched path
         calls.append(len(templates))
-        r = batched.match(templates, frame, torch.as_tensor(np.asarray(box), dtype=torch.float32).view(1, 4))
-        return r.boxes[0].tolist(), float(r.confidence[0]), 1
+        return via_match(templates, frame, box)
 
     batched.match_one = through_match
     runs = []
