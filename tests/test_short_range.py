@@ -206,6 +206,49 @@ def test_benchmark_script_writes_json_and_markdown(tmp_path, val):
     assert section.count("| 29x29 | 4.61 |") == 1 and section.count("\n| ") == len(rows) + 1  # the header and a row per window
     assert r["windows_plot"] == "sr_windows.png" and (tmp_path / "sr_windows.png").stat().st_size > 10_000
     assert "[miss rate against the window](sr_windows.png)" in section
+    assert "## Acceptance checks" not in text  # PatchNet did not run: nothing to check
+    # --from-json runs nothing and writes the same page again, the run's own command kept
+    again = tmp_path / "again.md"
+    mod.main(["--from-json", str(js), "--md", str(again)])
+    assert again.read_text() == text.replace("(sr_windows.png)", "(again_windows.png)")
+    assert (tmp_path / "again_windows.png").stat().st_size > 10_000
+    with pytest.raises(SystemExit, match="not a JSON written by this script"):
+        mod.main(["--from-json", str(md), "--md", str(again)])
+
+
+def _bench_module():
+    spec = importlib.util.spec_from_file_location("bench_short_range", REPO / "benchmarks" / "short_range.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_acceptance_checks_read_the_ordering_and_the_time_bars_per_window():
+    mod = _bench_module()
+
+    def run(r, patchnet, ncc, ms):
+        row = {"miss_rate": patchnet, "ms_per_match_b1": ms[0], "ms_per_match_b16": ms[1]}
+        others = {k: {"miss_rate": 0.9} for k in ("patch-aggregation", "no-fourier", "kcf", "hold")}
+        return {"response_size": r, "search_scale": (64 + 8 * (r - 1) - 1 + 8) / 64, "timing": {"torch_threads": 2},
+                "methods": {"patchnet": row, "ncc": {"miss_rate": ncc, "ms_per_match_b1": 1.0,
+                                                    "ms_per_match_b16": None}, **others}}
+
+    result = {"split": "val", "gap": 10, "pairs": mod.REFERENCE_PAIRS,
+              "runs": {"7": run(7, 0.62, 0.61, (2.5, 1.4)), "25": run(25, 0.37, 0.38, (5.0, 4.0))}}
+    lines = mod.acceptance_lines(result)
+    assert len(lines) == 4
+    assert lines[0].startswith("- 7x7 window") and "**does not hold** (not below: full-template NCC)" in lines[0]
+    assert "original PatchNet (reference figure) 0.630" in lines[0]  # the same pairs as the reference
+    assert lines[1].startswith("- 25x25 window") and lines[1].endswith("the ordering **holds**.")
+    assert "2.50 ms for one box alone (≤ 3 ms: yes)" in lines[2] and "→ **met**" in lines[2]
+    assert "set for the paper's window" in lines[2]
+    assert "(≤ 3 ms: no)" in lines[3] and "→ **not met**" in lines[3]
+    # other pairs: no reference comparison; PatchNet level with a method is not below it
+    result["pairs"] = 40
+    result["runs"]["25"]["methods"]["ncc"]["miss_rate"] = 0.37
+    lines = mod.acceptance_lines(result)
+    assert all("reference figure" not in line for line in lines)
+    assert "(not below: full-template NCC)" in lines[1]
 
 
 def test_benchmark_script_untrained_one_size(tmp_path, crossing):
