@@ -182,7 +182,7 @@ def test_key_frame_template_and_search_on_the_current_state():
     base = StepTracker()
     matcher, calls = stub_matcher(shift=(3.0, -1.0))
     t = SkipFrameTracker(base, key_frame_interval=4, conf_threshold=None, matcher=matcher, size_damping=None,
-                         motion_prior=0.0)
+                         motion_prior=0.0, relocate_base=False)  # StepTracker's boxes ignore the frame
     frames = [_texture()] * 6
     _, boxes = _run(t, frames, BOX)
     # templates: the init box on frame 0, the base tracker's box on key frame 4
@@ -201,7 +201,7 @@ def test_the_search_leads_by_the_last_displacement_between_inter_frames(prior):
     shift = np.array([3.0, -1.0, 0.0, 0.0])
     matcher, calls = stub_matcher(shift=tuple(shift[:2]))
     t = SkipFrameTracker(StepTracker(), key_frame_interval=4, conf_threshold=None, matcher=matcher,
-                         size_damping=None, motion_prior=prior)
+                         size_damping=None, motion_prior=prior, relocate_base=False)
     _, boxes = _run(t, [_texture()] * 7, BOX)
     searches = [sb[0].numpy() for sb in calls["match"]]
     # first inter frame after a key frame: no displacement yet, the search sits on the key box
@@ -303,7 +303,7 @@ def test_a_base_tracker_whose_init_raises(caplog):
     base = StepTracker(init_raises=1)
     matcher, _ = stub_matcher(shift=(1.0, 0.0))
     t = SkipFrameTracker(base, key_frame_interval=3, conf_threshold=None, matcher=matcher, size_damping=None,
-                         motion_prior=0.0)
+                         motion_prior=0.0, relocate_base=False)  # StepTracker's boxes ignore the frame
     with caplog.at_level(logging.WARNING):
         keys, boxes = _run(t, [_texture()] * 7, BOX)
     assert "init raised" in caplog.text

@@ -2,6 +2,8 @@
 
 * ``accelerate(tracker, key_frame_interval=4)`` -- any single-object tracker (OpenCV, got10k,
   pysot, pytracking, a callable or a name such as ``"nanotrack"``) as a ``SkipFrameTracker``.
+* ``frame_shift.FrameShift`` -- how a tracker whose search state is private (OpenCV's, most
+  got10k / pytracking trackers) is moved to PatchNet's estimate on a key frame: the frame shifts.
 * ``adapt_tracker`` and the adapter classes -- one ``init(image, box)`` / ``update(image) -> box``
   interface (RGB frames, x,y,w,h 0-based boxes) over the common tracker conventions.
 * ``accelerate_detector(detector, key_frame_interval=5)`` -- any detector (effdet, torchvision,

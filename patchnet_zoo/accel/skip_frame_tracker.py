@@ -14,9 +14,10 @@ print(tracker.stats)   # frames, key_frames, effective_interval, base_seconds, i
 The scheme (the paper's, see ``SkipFrameTracker``):
 
 * **Key frames** run the base tracker (``init`` on the first frame, ``update`` after). The base
-  tracker keeps its own state and is *not* updated on the frames in between: on the next key frame
-  it searches from where it last was. This is the paper's scheme, and it is what makes the saving
-  real (the base tracker's cost is paid on key frames only).
+  tracker is *not* updated on the frames in between, which is what makes the saving real (its cost
+  is paid on key frames only). Left alone it would search from where it last was, frames ago, so
+  before each key-frame update it is moved to the inter-frame estimate: through its ``relocate``
+  where it has one, else by shifting the frame it is shown (``relocate_base``).
 * **Inter frames** run the inter-frame method. With ``inter="patchnet"`` PatchNet matches the
   *key-frame* template (the key frame cropped at the key-frame box, encoded once per key frame)
   against the current frame, with the search window centred on the current state (the last
@@ -49,6 +50,7 @@ import time
 
 import numpy as np
 
+from .frame_shift import FrameShift
 from .tracker_adapters import SingleObjectTracker, accepts_keyword, adapt_tracker
 
 __all__ = ["SkipFrameTracker", "accelerate", "INTER_METHODS", "PATCHNET_INTER_ARCH"]
@@ -151,8 +153,14 @@ class SkipFrameTracker(SingleObjectTracker):
             ``relocate(box)`` (``trackers.nanotrack.NanoTrack``, pysot-style trackers) the current
             inter-frame estimate, so it searches where the target is now instead of where it saw it
             frames ago; one whose ``relocate`` takes ``frames`` also hears how many frames have
-            passed since it last ran (NanoTrack compounds its size smoothing over them). ``False``
-            keeps the base tracker's own state.
+            passed since it last ran (NanoTrack compounds its size smoothing over them). A base
+            tracker without ``relocate`` (OpenCV's CSRT, KCF, MOSSE and ``TrackerNano``, got10k,
+            pytracking and callable trackers: their search state is private) is shown the key frame
+            shifted by whole pixels instead, so that the target, where the inter-frame estimate
+            has it, appears where the tracker last saw it, and its answer is shifted back
+            (``accel.frame_shift``; docs/design.md, "Relocating a tracker with private state").
+            ``"shift"`` shifts the frame even for a tracker that has ``relocate``; ``False`` keeps
+            the base tracker's own state.
 
     Attributes:
         last_was_key: whether the last ``init``/``update`` frame was a key frame.
@@ -165,7 +173,7 @@ class SkipFrameTracker(SingleObjectTracker):
     def __init__(self, base, key_frame_interval: int = 4, conf_threshold: float | None = 0.8,
                  inter: str = "patchnet", matcher=None, size_damping: float | None = 0.25,
                  response_size: int | None = None, min_size: float = 2.0,
-                 relocate_base: bool = True, motion_prior: float = DEFAULT_MOTION_PRIOR,
+                 relocate_base: bool | str = True, motion_prior: float = DEFAULT_MOTION_PRIOR,
                  rigid_centre: bool = False, compiled: bool = False):
         if isinstance(key_frame_interval, bool) or int(key_frame_interval) != key_frame_interval \
                 or key_frame_interval < 1:
@@ -184,8 +192,12 @@ class SkipFrameTracker(SingleObjectTracker):
         if response_size is not None and (int(response_size) != response_size or response_size < 1
                                           or response_size % 2 == 0):
             raise ValueError(f"response_size must be an odd positive integer, got {response_size!r}")
+        if relocate_base not in (True, False, "shift"):
+            raise ValueError(f"relocate_base must be True, False or 'shift', got {relocate_base!r}")
         self.base = adapt_tracker(base)
-        self._relocate = getattr(self.base, "relocate", None) if relocate_base else None
+        self._relocate = getattr(self.base, "relocate", None) if relocate_base is True else None
+        # a tracker that cannot be told where to search is shown a shifted frame instead
+        self._shift = FrameShift() if relocate_base and self._relocate is None else None
         self._relocate_frames = self._relocate is not None and accepts_keyword(self._relocate, "frames")
         self.key_frame_interval = int(key_frame_interval)
         self.conf_threshold = None if conf_threshold is None else float(conf_threshold)
@@ -300,6 +312,8 @@ class SkipFrameTracker(SingleObjectTracker):
             self._stats["base_seconds"] += time.perf_counter() - t0
             self._fail("init raised", f"{type(e).__name__}: {e}")
         else:
+            if self._shift is not None:
+                self._shift.reset(b)
             self._stats["base_seconds"] += time.perf_counter() - t0
         self._box = b.copy()
         self._start_inter(image, b)
@@ -354,6 +368,8 @@ class SkipFrameTracker(SingleObjectTracker):
             if not ok:
                 self._fail("init raised", err)
                 return
+            if self._shift is not None:
+                self._shift.reset(self._box)
             self._needs_reinit = False
             self._stats["base_reinits"] += 1
             self._start_inter(image, self._box)
@@ -367,7 +383,11 @@ class SkipFrameTracker(SingleObjectTracker):
                     self._relocate(self._box.copy(), frames=elapsed)
                 else:
                     self._relocate(self._box.copy())
-            out = self.base.update(image)
+            if self._shift is not None:
+                # the same for a tracker with private state: the frame moves instead of the tracker
+                out = self._shift.answer(self.base.update(self._shift.frame_for(image, self._box)))
+            else:
+                out = self.base.update(image)
             problem = _box_problem(out, hw)
             reported_ok = getattr(self.base, "ok", True)
             if problem is None and reported_ok is not None and not reported_ok:
