@@ -77,9 +77,19 @@ def _add_tracker_arguments(p: argparse.ArgumentParser, tracker_required: bool) -
     p.add_argument("--motion-prior", type=float_in(0.0, 2.0), default=DEFAULT_MOTION_PRIOR, metavar="M",
                    help="share of the target's last displacement by which PatchNet's search window leads "
                         "the last box between key frames, 0-2 (default: %(default)s; 0 = centred on it)")
+    p.add_argument("--relocate", choices=tuple(RELOCATE_CHOICES), default="auto",
+                   help="how the base tracker is moved to PatchNet's estimate before a key frame: auto = "
+                        "through its own relocate where it has one (NanoTrack, the gated tracker), else "
+                        "by shifting the frame it is shown (OpenCV's trackers); shift = always by "
+                        "shifting the frame; off = not at all (default: %(default)s; docs/design.md, "
+                        "\"Relocating a tracker with private state\")")
     add_decoding_arguments(p)
     p.add_argument("--max-frames", type=_positive_int, default=None, metavar="N",
                    help="only the first N frames" + (" of each sequence" if tracker_required else ""))
+
+
+#: ``--relocate`` -> ``SkipFrameTracker(relocate_base=...)``
+RELOCATE_CHOICES = {"auto": True, "shift": "shift", "off": False}
 
 
 def add_decoding_arguments(p: argparse.ArgumentParser) -> None:
@@ -156,7 +166,7 @@ def _factory_from_args(a: argparse.Namespace):
     return build_tracker_factory(
         a.tracker, key_frame_interval=a.key_frame_interval, inter=a.inter, conf_threshold=a.conf_threshold,
         weights=a.weights, untrained=a.untrained, response_size=a.response_size, motion_prior=a.motion_prior,
-        decoding=decoding_options(a))
+        decoding=decoding_options(a), relocate_base=RELOCATE_CHOICES[a.relocate])
 
 
 # ---------------------------------------------------------------------------------- benchmark ope

@@ -133,6 +133,30 @@ def test_benchmark_ope_writes_json(data_root, tmp_path, capsys):
     assert r["machine"]["torch_threads"] == torch.get_num_threads() and r["machine"]["cpu_count"] >= 1
 
 
+def test_relocate_chooses_how_the_base_tracker_is_moved(data_root, tmp_path, tld_video, capsys):
+    """``--relocate``: auto (the default) shifts the key frames of CSRT, whose state is private, and
+    keeps the surfer; off leaves CSRT where it last looked and loses him."""
+    pytest.importorskip("patchnet_zoo.trackers.opencv_trackers")
+    from patchnet_zoo.tracking_cli import _factory_from_args
+
+    video, box = tld_video
+    common = ["track", str(video), "--box", box, "--tracker", "csrt", "--key-frame-interval", "2", "--out", "o"]
+    assert _factory_from_args(cli.build_parser().parse_args(common))()._shift is not None
+    assert _factory_from_args(cli.build_parser().parse_args(common + ["--relocate", "off"]))()._shift is None
+    with pytest.raises(SystemExit):
+        cli.build_parser().parse_args(common + ["--relocate", "sometimes"])
+    split = tmp_path / "surfer.txt"
+    split.write_text("sot/Surfer\n")
+    success = {}
+    for mode in ("auto", "off"):
+        out = tmp_path / f"{mode}.json"
+        rc = cli.main(["benchmark", "ope", "--data", str(data_root), "--split", str(split), "--tracker", "csrt",
+                       "--key-frame-interval", "2", "--max-frames", "40", "--relocate", mode, "--json", str(out)])
+        assert rc == 0, capsys.readouterr().err
+        success[mode] = json.loads(out.read_text())["success"]
+    assert success["auto"] > 0.7 and success["off"] < 0.4  # 0.77 and 0.30 when written
+
+
 def test_motion_prior_reaches_the_skip_frame_tracker(tld_video, capsys):
     from patchnet_zoo.tracking_cli import _factory_from_args
 

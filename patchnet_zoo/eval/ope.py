@@ -147,6 +147,7 @@ def build_tracker_factory(
     response_size: int | None = DEFAULT_RESPONSE_SIZE,
     motion_prior: float = DEFAULT_MOTION_PRIOR,
     decoding: Mapping[str, Any] | None = None,
+    relocate_base: bool | str = True,
 ) -> TrackerFactory:
     """A factory of fresh trackers for ``run_ope``.
 
@@ -169,6 +170,8 @@ def build_tracker_factory(
             ``accel.skip_frame_tracker.DEFAULT_RESPONSE_SIZE``).
         decoding: ``PatchMatcher`` options for the inter-frame PatchNet (``select_alpha``,
             ``centre_gain``, ``edge_follow``); default: the matcher's own (the paper's decoding).
+        relocate_base: passed to ``SkipFrameTracker`` (``True``: the base tracker's own
+            ``relocate``, else a shifted frame; ``"shift"``; ``False``: none).
     """
     if not isinstance(spec, str) or not spec.strip():
         raise ValueError(f"tracker spec must be a non-empty string, got {spec!r}")
@@ -199,12 +202,16 @@ def build_tracker_factory(
         if decoding:
             shared = shared.replace(**decoding)
             config["decoding"] = dict(decoding)
+    if relocate_base not in (True, False, "shift"):
+        raise ValueError(f"relocate_base must be True, False or 'shift', got {relocate_base!r}")
     config.update(inter=inter, conf_threshold=conf, size_damping=float(size_damping),
                   response_size=response_size, motion_prior=float(motion_prior))
+    if relocate_base is not True:
+        config["relocate_base"] = relocate_base
 
     def make():
         kwargs = dict(key_frame_interval=key_frame_interval, conf_threshold=conf, inter=inter,
-                      size_damping=size_damping, motion_prior=motion_prior)
+                      size_damping=size_damping, motion_prior=motion_prior, relocate_base=relocate_base)
         if shared is not None:
             kwargs["matcher"] = shared  # built with response_size (None: the model's own) and used as is
         else:
