@@ -134,8 +134,11 @@ def test_skip_frame_tracker_shifts_the_key_frames_of_a_tracker_without_relocate(
 
 
 def test_relocate_base_takes_true_false_or_shift():
-    with pytest.raises(ValueError, match="relocate_base"):
-        SkipFrameTracker(LocalSearchTracker(), inter="hold", relocate_base="yes")
+    for bad in ("yes", 1, None):
+        with pytest.raises(ValueError, match="relocate_base"):
+            SkipFrameTracker(LocalSearchTracker(), inter="hold", relocate_base=bad)
+    assert SkipFrameTracker(LocalSearchTracker(), inter="hold", relocate_base="shift")._shift is not None
+    assert SkipFrameTracker(LocalSearchTracker(), inter="hold", relocate_base=False)._shift is None
 
 
 def test_skip_frame_csrt_keeps_the_surfer_when_its_key_frames_are_shifted(data_root):

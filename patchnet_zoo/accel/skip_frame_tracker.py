@@ -192,12 +192,12 @@ class SkipFrameTracker(SingleObjectTracker):
         if response_size is not None and (int(response_size) != response_size or response_size < 1
                                           or response_size % 2 == 0):
             raise ValueError(f"response_size must be an odd positive integer, got {response_size!r}")
-        if relocate_base not in (True, False, "shift"):
+        if not (isinstance(relocate_base, bool) or relocate_base == "shift"):
             raise ValueError(f"relocate_base must be True, False or 'shift', got {relocate_base!r}")
         self.base = adapt_tracker(base)
         self._relocate = getattr(self.base, "relocate", None) if relocate_base is True else None
         # a tracker that cannot be told where to search is shown a shifted frame instead
-        self._shift = FrameShift() if relocate_base and self._relocate is None else None
+        self._shift = FrameShift() if relocate_base is not False and self._relocate is None else None
         self._relocate_frames = self._relocate is not None and accepts_keyword(self._relocate, "frames")
         self.key_frame_interval = int(key_frame_interval)
         self.conf_threshold = None if conf_threshold is None else float(conf_threshold)

@@ -202,7 +202,7 @@ def build_tracker_factory(
         if decoding:
             shared = shared.replace(**decoding)
             config["decoding"] = dict(decoding)
-    if relocate_base not in (True, False, "shift"):
+    if not (isinstance(relocate_base, bool) or relocate_base == "shift"):  # fail before any tracker is made
         raise ValueError(f"relocate_base must be True, False or 'shift', got {relocate_base!r}")
     config.update(inter=inter, conf_threshold=conf, size_damping=float(size_damping),
                   response_size=response_size, motion_prior=float(motion_prior))
