@@ -194,6 +194,8 @@ def test_build_tracker_factory_rejects_bad_arguments():
         build_tracker_factory("kcf", key_frame_interval=0)
     with pytest.raises(ValueError, match="threshold"):
         build_tracker_factory("kcf", key_frame_interval=4, conf_threshold=1.5)
+    with pytest.raises(ValueError, match="relocate_base"):
+        build_tracker_factory("kcf", key_frame_interval=4, relocate_base="sometimes")
 
 
 def test_real_per_frame_tracker(val_sequences):

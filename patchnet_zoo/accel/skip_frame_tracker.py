@@ -112,6 +112,12 @@ DEFAULT_RESPONSE_SIZE = 9
 DEFAULT_MOTION_PRIOR = 0.0
 
 
+def check_relocate_base(relocate_base) -> None:
+    """``relocate_base`` is exactly ``True``, ``False`` or ``"shift"`` (see ``SkipFrameTracker``)."""
+    if not (isinstance(relocate_base, bool) or relocate_base == "shift"):
+        raise ValueError(f"relocate_base must be True, False or 'shift', got {relocate_base!r}")
+
+
 class SkipFrameTracker(SingleObjectTracker):
     """A base tracker on key frames, an inter-frame method (PatchNet by default) in between.
 
@@ -192,8 +198,7 @@ class SkipFrameTracker(SingleObjectTracker):
         if response_size is not None and (int(response_size) != response_size or response_size < 1
                                           or response_size % 2 == 0):
             raise ValueError(f"response_size must be an odd positive integer, got {response_size!r}")
-        if not (isinstance(relocate_base, bool) or relocate_base == "shift"):
-            raise ValueError(f"relocate_base must be True, False or 'shift', got {relocate_base!r}")
+        check_relocate_base(relocate_base)
         self.base = adapt_tracker(base)
         self._relocate = getattr(self.base, "relocate", None) if relocate_base is True else None
         # a tracker that cannot be told where to search is shown a shifted frame instead

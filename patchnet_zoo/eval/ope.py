@@ -60,7 +60,9 @@ from typing import Any, Callable, Iterable, Mapping
 
 import numpy as np
 
-from ..accel.skip_frame_tracker import DEFAULT_MOTION_PRIOR, DEFAULT_RESPONSE_SIZE, INTER_METHODS, PATCHNET_INTER_ARCH
+from ..accel.skip_frame_tracker import (
+    DEFAULT_MOTION_PRIOR, DEFAULT_RESPONSE_SIZE, INTER_METHODS, PATCHNET_INTER_ARCH, check_relocate_base,
+)
 from ..registry import ARCHS
 from .otb import CENTER_THRESHOLDS, IOU_THRESHOLDS, PRECISION_AT, aggregate, evaluate_sequence
 
@@ -202,8 +204,7 @@ def build_tracker_factory(
         if decoding:
             shared = shared.replace(**decoding)
             config["decoding"] = dict(decoding)
-    if not (isinstance(relocate_base, bool) or relocate_base == "shift"):  # fail before any tracker is made
-        raise ValueError(f"relocate_base must be True, False or 'shift', got {relocate_base!r}")
+    check_relocate_base(relocate_base)  # fail before any tracker is made
     config.update(inter=inter, conf_threshold=conf, size_damping=float(size_damping),
                   response_size=response_size, motion_prior=float(motion_prior))
     if relocate_base is not True:
