@@ -133,3 +133,20 @@ def test_the_benchmarks_own_openmp_default_is_stated_but_not_put_in_front_of_the
     assert f"Command: `GOMP_SPINCOUNT=10000 {command}`" in user_set
     result["machine"]["openmp_defaults"] = ["GOMP_SPINCOUNT"]
     assert f"Command: `{command}`" in mod.to_markdown(result, command)
+
+
+def test_paper_protocol_check_uses_the_fallback_run_closest_to_the_matched_interval():
+    """The paper's Table 4 matched intervals only roughly (PatchNet 4.2, KCF 3.7): the check picks
+    the fallback run whose effective interval is nearest the matched one and says who it beats."""
+    mod = _benchmark()
+
+    def run(success, interval):
+        return {"success": success, "effective_interval": interval}
+
+    runs = {"skip/nanotrack/patchnet+conf/N3": run(0.80, 2.6), "skip/nanotrack/patchnet+conf/N6": run(0.70, 4.2)}
+    others = {"hold": run(0.5, 3.96), "kcf": run(0.72, 3.96), "mosse": None}
+    (line,) = mod._paper_protocol_check(runs, 4, others)
+    assert "max N = 6" in line and "0.700 at an effective interval of 4.20" in line
+    assert "hold 0.500 at 3.96 (beaten)" in line and "kcf 0.720 at 3.96 (NOT beaten)" in line
+    assert "mosse" not in line
+    assert mod._paper_protocol_check({}, 4, others) == []
