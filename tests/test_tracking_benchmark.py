@@ -150,3 +150,5 @@ def test_paper_protocol_check_uses_the_fallback_run_closest_to_the_matched_inter
     assert "hold 0.500 at 3.96 (beaten)" in line and "kcf 0.720 at 3.96 (NOT beaten)" in line
     assert "mosse" not in line
     assert mod._paper_protocol_check({}, 4, others) == []
+    # a fallback run far from the matched interval is no match
+    assert mod._paper_protocol_check({"skip/nanotrack/patchnet+conf/N4": run(0.8, 2.5)}, 4, others) == []
