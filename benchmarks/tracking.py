@@ -488,7 +488,8 @@ def to_markdown(result: dict, command: str) -> str:
         + (f"Every configuration tracked every sequence {result['timing_repeats']} times (the rounds "
            "interleaved the same way) and the fastest run of each counts, so that a run slowed down by "
            "other work is set aside rather than averaged in (the trackers are deterministic: accuracy is "
-           "the same in every run). " if result.get("timing_repeats", 1) > 1 else "")
+           "the same in every run on one machine; another CPU may round some matches differently, see "
+           "docs/design.md, \"A second CPU\"). " if result.get("timing_repeats", 1) > 1 else "")
         + "Speed-up = a row's fps / the per-frame fps of the same base tracker in this run (wall-clock of "
         "the whole tracking loop: base tracker, inter-frame method and bookkeeping).",
         "",

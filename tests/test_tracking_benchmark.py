@@ -72,7 +72,7 @@ def test_bar_plot_draws_every_model_through_its_intervals(tmp_path):
     assert img[..., :3].std() > 0.05  # something was drawn, not a blank canvas
 
 
-@pytest.mark.parametrize("name", ["tracking", "tracking_two_cores"])
+@pytest.mark.parametrize("name", ["tracking", "tracking_two_cores", "tracking_second_cpu"])
 def test_render_rewrites_the_published_page_from_its_json(tmp_path, name):
     """`--render` rebuilds the tables and plots of a finished run without tracking anything: from
     the published JSON it gives the published markdown back, with its command (and the two-core
