@@ -2,8 +2,8 @@
 
     patchnet-zoo benchmark ope --data DIR [--split FILE] --tracker SPEC [--key-frame-interval N]
                                [--inter METHOD] [--conf-threshold T] --json OUT.json
-    patchnet-zoo track VIDEO --box x,y,w,h --tracker SPEC [--key-frame-interval N] [--inter METHOD]
-                       --out DIR
+    patchnet-zoo track VIDEO (--box x,y,w,h | --gt FILE) --tracker SPEC [--key-frame-interval N]
+                       [--inter METHOD] --out DIR
 
 ``cli.py`` only wires the parsers in (``add_ope_parser``, ``add_track_parser``); this module holds
 what the commands do. Importing it is cheap: OpenCV, torch and the trackers are imported by the
@@ -26,10 +26,13 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 from ._argtypes import float_in, non_negative_int, positive_int as _positive_int, unit_float as _unit_float
 from .accel.skip_frame_tracker import DEFAULT_MOTION_PRIOR, DEFAULT_RESPONSE_SIZE, INTER_METHODS
 
-__all__ = ["parse_box", "add_ope_parser", "add_track_parser", "cmd_benchmark_ope", "cmd_track", "track_file"]
+__all__ = ["parse_box", "read_ground_truth", "add_ope_parser", "add_track_parser", "cmd_benchmark_ope", "cmd_track",
+           "track_file"]
 
 INTER_CHOICES = INTER_METHODS
 TRACKER_HELP = ("base tracker: nanotrack, csrt, kcf, mosse, patchnet, gated[:POLICY] (the gated "
@@ -149,10 +152,16 @@ def add_track_parser(sub) -> argparse.ArgumentParser:
         description="Track the box given for the first frame through VIDEO (any file OpenCV decodes) and "
                     "write DIR/annotated.mp4 (key frames: solid green box; propagated frames: dashed "
                     "orange), DIR/results.csv (frame, x, y, w, h, key_frame, confidence) and "
-                    "DIR/summary.json.")
+                    "DIR/summary.json. With --gt the ground truth is drawn too (white), scored the OTB way "
+                    "(success, precision, mean IoU in summary.json, IoU per frame in results.csv) and "
+                    "plotted against the frame (DIR/iou.png).")
     t.add_argument("video", metavar="VIDEO", help="video file")
-    t.add_argument("--box", required=True, metavar="x,y,w,h",
-                   help="the target in the first frame, 0-based pixels (e.g. --box 120,80,40,60)")
+    t.add_argument("--box", default=None, metavar="x,y,w,h",
+                   help="the target in the first frame, 0-based pixels (e.g. --box 120,80,40,60); "
+                        "default with --gt: its first box")
+    t.add_argument("--gt", default=None, metavar="FILE",
+                   help="ground truth to score against: one x,y,w,h line per frame (0-based pixels; "
+                        "comma, tab or space separated; nan,nan,nan,nan = target absent)")
     _add_tracker_arguments(t, tracker_required=False)
     t.add_argument("--out", required=True, metavar="DIR", help="output folder")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -235,21 +244,42 @@ def _label(key: bool, config: dict, conf: float) -> str:
     return f"{text} {conf:.2f}" if math.isfinite(conf) else text
 
 
-def track_file(video, box, factory, out_dir, max_frames: int | None = None, progress: bool = True) -> dict:
+def read_ground_truth(path) -> "np.ndarray":
+    """A ``--gt`` file as (T, 4) x,y,w,h rows (NaN = absent), with one-line errors for a missing,
+    unreadable or empty file."""
+    from .data.readers import read_boxes
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no ground-truth file at {path}")
+    try:
+        gt = read_boxes(path)
+    except ValueError as e:
+        raise ValueError(f"--gt: {e}") from None
+    if not len(gt):
+        raise ValueError(f"--gt: {path} holds no boxes")
+    return gt
+
+
+def track_file(video, box, factory, out_dir, max_frames: int | None = None, progress: bool = True,
+               gt=None) -> dict:
     """Track ``box`` (x,y,w,h in the first frame) through ``video`` with a tracker from ``factory``.
 
     Writes ``annotated.mp4`` (or ``.avi`` where no mp4 encoder opens), ``results.csv`` and
     ``summary.json`` into ``out_dir``; returns the summary. Frames are decoded, tracked, drawn and
-    written one at a time, so videos of any length fit in memory.
+    written one at a time, so videos of any length fit in memory. With ``gt`` ((T, 4) x,y,w,h per
+    frame, NaN rows = absent) the ground truth is drawn, the track is scored the OTB way on the
+    frames both cover (``summary["ground_truth"]``, an ``iou`` column) and ``iou.png`` is plotted.
     """
     from tqdm.auto import tqdm
 
     from .data.readers import video_fps
     from .eval.ope import _confidence, _is_skip_frame
-    from .viz import VideoWriter, draw_boxes, draw_text
+    from .viz import GT_STYLE, VideoWriter, draw_boxes, draw_text
 
     video, out_dir = Path(video), Path(out_dir)
     box = [float(v) for v in box]
+    gt = None if gt is None else np.asarray(gt, dtype=np.float64).reshape(-1, 4)
     frames, first = _first_frame(video)
     h, w = first.shape[:2]
     x, y, bw, bh = box
@@ -282,7 +312,8 @@ def track_file(video, box, factory, out_dir, max_frames: int | None = None, prog
                 conf = _confidence(tracker)
             seconds += perf() - t0
             rows.append((i, *current, int(key), conf))
-            img = draw_boxes(frame, current, labels=[_label(key, config, conf)], key_frame=key)
+            img = frame if gt is None or i >= len(gt) else draw_boxes(frame, gt[i], style=GT_STYLE)
+            img = draw_boxes(img, current, labels=[_label(key, config, conf)], key_frame=key)
             draw_text(img, f"frame {i}" + ("  key frame" if key else "  propagated"), (4, 4))
             writer.write(img)
             bar.update(1)
@@ -296,13 +327,15 @@ def track_file(video, box, factory, out_dir, max_frames: int | None = None, prog
         bar.close()
         frames.close()
         video_path = writer.close()
+    n, keys = len(rows), sum(r[5] for r in rows)
+    scores = None if gt is None else _score(rows, gt)
     csv_path = out_dir / "results.csv"
     with csv_path.open("w", newline="") as f:
         wr = csv.writer(f)
-        wr.writerow(["frame", "x", "y", "w", "h", "key_frame", "confidence"])
+        wr.writerow(["frame", "x", "y", "w", "h", "key_frame", "confidence"] + ([] if gt is None else ["iou"]))
         for r in rows:
-            wr.writerow([r[0], *(f"{v:.3f}" for v in r[1:5]), r[5], "" if not math.isfinite(r[6]) else f"{r[6]:.4f}"])
-    n, keys = len(rows), sum(r[5] for r in rows)
+            extra = [] if scores is None else [_fmt(scores["iou"][r[0]])]
+            wr.writerow([r[0], *(f"{v:.3f}" for v in r[1:5]), r[5], _fmt(r[6])] + extra)
     summary = {
         "video": video.name,
         "frames": n,
@@ -319,22 +352,68 @@ def track_file(video, box, factory, out_dir, max_frames: int | None = None, prog
     }
     if skip and isinstance(getattr(tracker, "stats", None), dict):
         summary["stats"] = {k: v for k, v in tracker.stats.items() if isinstance(v, (int, float, str, bool))}
+    if scores is not None:
+        from .viz.plots import plot_iou_over_time
+
+        threshold = config.get("conf_threshold") if skip else None
+        plot = plot_iou_over_time(scores.pop("iou"), [r[6] for r in rows], out_dir / "iou.png",
+                                  key_frames=[r[0] for r in rows if r[5]], confidence_threshold=threshold,
+                                  title=f"{summary['tracker']} on {video.name}")
+        summary["ground_truth"] = scores
+        summary["outputs"]["plot"] = plot.name
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
     return summary
 
 
+def _fmt(v: float) -> str:
+    return "" if not math.isfinite(v) else f"{v:.4f}"
+
+
+def _score(rows: list, gt: "np.ndarray") -> dict:
+    """OTB scores of the tracked frames that the ground truth covers (``demo.sequence_metrics``:
+    frame 0 takes the ground truth, absent frames are left out) and the IoU of every tracked frame
+    (NaN where the target is absent or the file has no line)."""
+    from .demo import sequence_metrics
+
+    pred = np.asarray([r[1:5] for r in rows], dtype=np.float64)
+    m = min(len(pred), len(gt))
+    metrics = sequence_metrics(pred[:m], gt[:m])
+    iou = np.full(len(pred), np.nan)
+    iou[:m] = metrics["iou"]
+    none = lambda v: v if math.isfinite(v) else None  # noqa: E731 - JSON has no NaN
+    return {"success": none(metrics["success_auc"]), "precision": none(metrics["precision_20"]),
+            "mean_iou": none(metrics["mean_iou"]), "frames_scored": metrics["frames_evaluated"],
+            "frames_absent": int(m - metrics["frames_evaluated"]), "frames_without_line": int(len(pred) - m),
+            "iou": iou}
+
+
 def cmd_track(a: argparse.Namespace) -> int:
-    box = parse_box(a.box)  # a bad box fails before anything is loaded
+    gt = None if a.gt is None else read_ground_truth(a.gt)
+    if a.box is not None:
+        box = parse_box(a.box)  # a bad box fails before anything is loaded
+    elif gt is None:
+        raise ValueError("give the target's first box: --box x,y,w,h, or --gt FILE to take its first line")
+    elif not (np.isfinite(gt[0]).all() and gt[0, 2] > 0 and gt[0, 3] > 0):
+        raise ValueError(f"the first line of --gt {a.gt} is no box (target absent?): give --box x,y,w,h")
+    else:
+        box = [float(v) for v in gt[0]]
     video = Path(a.video)
     if not video.exists():
         raise FileNotFoundError(f"no video file at {video}")
     _first_frame(video)[0].close()  # an unreadable video fails before the trackers load
     factory = _factory_from_args(a)
-    summary = track_file(video, box, factory, a.out, max_frames=a.max_frames, progress=not a.no_progress)
+    summary = track_file(video, box, factory, a.out, max_frames=a.max_frames, progress=not a.no_progress, gt=gt)
     out = Path(a.out)
     print(f"{summary['tracker']}: {summary['frames']} frames, {summary['key_frames']} key frames "
           f"(effective interval {summary['effective_interval']:.2f}), "
           f"{summary['tracking_fps'] or float('nan'):.1f} fps tracking")
-    for kind in ("video", "results", "summary"):
-        print(f"wrote {out / summary['outputs'][kind]}")
+    g = summary.get("ground_truth")
+    if g is not None:
+        fmt = lambda v: "n/a" if v is None else f"{v:.3f}"  # noqa: E731
+        print(f"against {Path(a.gt).name}: success {fmt(g['success'])}, precision {fmt(g['precision'])}, "
+              f"mean IoU {fmt(g['mean_iou'])} over {g['frames_scored']} frames"
+              + (f" ({g['frames_without_line']} tracked frames have no line in it)" if g["frames_without_line"] else ""))
+    for kind in ("video", "results", "summary", "plot"):
+        if kind in summary["outputs"]:
+            print(f"wrote {out / summary['outputs'][kind]}")
     return 0

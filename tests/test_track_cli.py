@@ -104,6 +104,71 @@ def test_missing_video_exits_2(tmp_path, capsys):
     assert rc == 2 and "no video file" in capsys.readouterr().err
 
 
+def test_track_scores_against_the_ground_truth(tld_video, tmp_path, capsys):
+    """--gt draws, scores and plots: the IoU column matches an independent IoU of the written boxes
+    with the file's lines, the summary's mean IoU is their mean over present frames, and without
+    --box the first line starts the track."""
+    pytest.importorskip("patchnet_zoo.trackers.opencv_trackers")
+    from patchnet_zoo.data.readers import read_boxes
+    from patchnet_zoo.eval.otb import iou
+
+    video, box = tld_video
+    gt_file = video.with_suffix(".txt")
+    out = tmp_path / "scored"
+    rc = cli.main(["track", str(video), "--gt", str(gt_file), "--tracker", "kcf", "--key-frame-interval", "3",
+                   "--inter", "patchnet", "--max-frames", str(MAX_FRAMES), "--out", str(out), "--no-progress"])
+    assert rc == 0, capsys.readouterr().err
+    rows = _read_results(out / "results.csv")
+    assert list(rows[0])[-1] == "iou"
+    pred = np.array([[float(r[k]) for k in "xywh"] for r in rows])
+    gt = read_boxes(gt_file)[:MAX_FRAMES]
+    assert np.allclose(pred[0], [float(v) for v in box.split(",")])  # started from the file's first line
+    present = np.isfinite(gt).all(1)
+    expected = iou(pred[present], gt[present])
+    written = np.array([float(r["iou"]) for r, p in zip(rows, present) if p])
+    assert np.allclose(written, expected, atol=1e-3)
+    assert all(r["iou"] == "" for r, p in zip(rows, present) if not p)
+    g = json.loads((out / "summary.json").read_text())["ground_truth"]
+    assert g["frames_scored"] == present.sum() and g["frames_without_line"] == 0
+    assert g["mean_iou"] == pytest.approx(expected.mean(), abs=1e-3)
+    assert 0.0 < g["success"] <= 1.0 and 0.0 <= g["precision"] <= 1.0
+    assert (out / "iou.png").stat().st_size > 10_000
+    printed = capsys.readouterr().out
+    assert f"against {gt_file.name}: success" in printed and "iou.png" in printed
+
+
+def test_a_short_ground_truth_file_scores_the_frames_it_covers(tld_video, tmp_path, capsys):
+    video, box = tld_video
+    short = tmp_path / "short.txt"
+    short.write_text("\n".join(video.with_suffix(".txt").read_text().splitlines()[:5]) + "\n")
+    out = tmp_path / "o"
+    rc = cli.main(["track", str(video), "--box", box, "--gt", str(short), "--tracker", "kcf",
+                   "--max-frames", "8", "--out", str(out), "--no-progress"])
+    assert rc == 0, capsys.readouterr().err
+    g = json.loads((out / "summary.json").read_text())["ground_truth"]
+    assert g["frames_scored"] + g["frames_absent"] == 5 and g["frames_without_line"] == 3
+    assert [r["iou"] == "" for r in _read_results(out / "results.csv")][5:] == [True] * 3
+    assert "3 tracked frames have no line in it" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("case, message", [
+    ("neither", "give the target's first box"),
+    ("missing", "no ground-truth file"),
+    ("absent-first", "is no box (target absent?)"),
+    ("garbage", "--gt: "),
+])
+def test_bad_ground_truth_exits_2_with_one_line(case, message, tld_video, tmp_path, capsys):
+    video, _ = tld_video
+    gt = tmp_path / "gt.txt"
+    gt.write_text({"absent-first": "nan,nan,nan,nan\n1,2,3,4\n", "garbage": "1,2,3\n"}.get(case, ""))
+    argv = ["track", str(video), "--out", str(tmp_path / "o")]
+    argv += {"neither": [], "missing": ["--gt", str(tmp_path / "nope.txt")]}.get(case, ["--gt", str(gt)])
+    rc = cli.main(argv)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and message in err[0]
+    assert not (tmp_path / "o").exists()
+
+
 def test_parse_box():
     assert parse_box("1, 2.5,3,4") == [1.0, 2.5, 3.0, 4.0]
     with pytest.raises(ValueError):
