@@ -99,10 +99,12 @@ def find_nanotrack_weights(weights_dir: str | Path | None = None) -> dict[str, P
             return paths
         looked.append(str(folder))
     how = "the weights_dir argument" if weights_dir is not None else (
-        f"${WEIGHTS_ENV}" if os.environ.get(WEIGHTS_ENV) else f"the default (set ${WEIGHTS_ENV} or pass weights_dir)")
+        f"${WEIGHTS_ENV}" if os.environ.get(WEIGHTS_ENV) else
+        f"the default, relative to the working directory {Path.cwd()}; set ${WEIGHTS_ENV} to the folder "
+        f"that holds {NANOTRACK_SUBDIR}/, or pass weights_dir")
     raise FileNotFoundError(
         f"NanoTrack v2 needs {NANOTRACK_FILES['backbone']} and {NANOTRACK_FILES['neckhead']}; not found in "
-        f"{' or '.join(looked)} (from {how})"
+        f"{' or '.join(looked)} ({how})"
     )
 
 
