@@ -188,3 +188,16 @@ def test_pysot_trackers_are_relocated_through_their_state():
     np.testing.assert_allclose(a.update(frame), [40.5, 30, 24, 16])
     a.relocate([np.inf, 0, 1, 1])  # ignored
     np.testing.assert_allclose(a.update(frame), [40.5, 30, 24, 16])
+
+
+def test_missing_weights_say_where_they_were_looked_for_and_what_to_set(tmp_path, monkeypatch):
+    """The default weights folder is relative to the working directory: a user who runs from
+    elsewhere is told which folders were searched, that directory, and the variable to set."""
+    monkeypatch.delenv("PATCHNET_ZOO_WEIGHTS", raising=False)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(FileNotFoundError) as e:
+        find_nanotrack_weights()
+    msg = str(e.value)
+    assert "nanotrack_v2" in msg and str(tmp_path) in msg and "$PATCHNET_ZOO_WEIGHTS" in msg
+    with pytest.raises(FileNotFoundError, match="weights_dir argument"):
+        find_nanotrack_weights(tmp_path)
