@@ -8,7 +8,8 @@
   interface (RGB frames, x,y,w,h 0-based boxes) over the common tracker conventions.
 * ``accelerate_detector(detector, key_frame_interval=5)`` -- any detector (effdet, torchvision,
   ONNX, FastestDet, a callable) as a ``SkipFrameDetector``: the detector on key frames, every box
-  carried by PatchNet (class and score kept) in between.
+  carried by PatchNet (class and score kept) in between; ``track_ids=True`` gives every box an
+  identity (``track_ids.KeyFrameIdentities``).
 
 Importing this package is light: OpenCV and torch load when a tracker first needs them.
 """
@@ -20,6 +21,7 @@ from .skip_frame_detector import (
     accelerate_detector,
 )
 from .skip_frame_tracker import INTER_METHODS, SkipFrameTracker, accelerate
+from .track_ids import KeyFrameIdentities
 from .tracker_adapters import (
     CallableAdapter,
     Got10kAdapter,
@@ -32,6 +34,7 @@ from .tracker_adapters import (
 )
 
 __all__ = [
+    "KeyFrameIdentities",
     "accelerate",
     "SkipFrameTracker",
     "INTER_METHODS",

@@ -57,6 +57,7 @@ import numpy as np
 
 from ..detection.adapters import adapt_detector
 from ..detection.detections import Detections
+from .track_ids import KeyFrameIdentities
 
 __all__ = ["SkipFrameDetector", "accelerate_detector", "DETECTION_INTER_METHODS", "POLICIES", "BOUNDARY_MODES",
            "DEFAULT_CARRIER", "DEFAULT_EDGE_FOLLOW", "DEFAULT_TEMPLATE_UPDATE", "DEFAULT_UPDATE_MIN_CONFIDENCE"]
@@ -119,6 +120,10 @@ class SkipFrameDetector:
         lookahead: carry each frame's boxes from the nearer key frame, the later half of every gap
             backwards (see the module docstring); only ``process`` can do this, since a frame's
             answer waits for the next key frame, so calling the detector frame by frame raises.
+        track_ids: give every box a track id (``Detections.track_ids``): a carried box keeps the id
+            of the key-frame detection it came from, and a key frame's detections take the ids of
+            the carried boxes they overlap (``accel.track_ids.KeyFrameIdentities``; ``True`` = its
+            defaults, or pass one configured). ``False``: every id is -1.
 
     Attributes:
         last_was_key: whether the last frame was a key frame (frame-by-frame calls).
@@ -133,7 +138,8 @@ class SkipFrameDetector:
                  size_damping: float | None = 0.25, conf_threshold: float = 0.5, max_low_share: float = 0.5,
                  scene_change: float | None = 30.0, min_size: float = 2.0,
                  edge_follow: int = DEFAULT_EDGE_FOLLOW, template_update: float | None = None,
-                 update_min_confidence: float = DEFAULT_UPDATE_MIN_CONFIDENCE, lookahead: bool = False):
+                 update_min_confidence: float = DEFAULT_UPDATE_MIN_CONFIDENCE, lookahead: bool = False,
+                 track_ids=False):
         if isinstance(key_frame_interval, bool) or int(key_frame_interval) != key_frame_interval \
                 or key_frame_interval < 1:
             raise ValueError(f"key_frame_interval must be an integer >= 1, got {key_frame_interval!r}")
@@ -181,6 +187,12 @@ class SkipFrameDetector:
         if not isinstance(lookahead, bool):
             raise TypeError(f"lookahead must be True or False, got {lookahead!r}")
         self.lookahead = lookahead
+        if isinstance(track_ids, KeyFrameIdentities):
+            self.identities = track_ids
+        elif isinstance(track_ids, bool):
+            self.identities = KeyFrameIdentities() if track_ids else None
+        else:
+            raise TypeError(f"track_ids must be True, False or a KeyFrameIdentities, got {track_ids!r}")
         self._matcher_arg = matcher
         self._matcher = None
         self.name = f"{getattr(self.detector, 'name', 'detector')}+{inter}@{self.key_frame_interval}" + (
@@ -192,6 +204,8 @@ class SkipFrameDetector:
         """Forget every box, template and tracker, and zero the statistics: call it at the start of
         each video (the next frame is a key frame)."""
         self._key: Detections | None = None  # the key-frame detections still carried
+        if self.identities is not None:
+            self.identities.reset()
         self._est: np.ndarray | None = None  # (N, 4) float64 x,y,w,h, unclipped estimates
         self._templates = None
         self._trackers: list = []
@@ -359,6 +373,8 @@ class SkipFrameDetector:
             raise TypeError(f"the detector returned {type(det).__name__}, expected Detections (wrap it with "
                             "adapt_detector)")
         det = det.with_key_frame(True)
+        if self.identities is not None:
+            det = self.identities.assign(det, self._carried())
         self._key = det
         self._est = det.xywh.astype(np.float64)
         if self.policy == "adaptive" and self.scene_change is not None:
@@ -417,10 +433,16 @@ class SkipFrameDetector:
             conf = conf[keep]
         self._stats["propagation_s"] += time.perf_counter() - t0
         self._stats["boxes_propagated"] += len(self._key)
-        out = Detections.from_xywh(self._est, self._key.scores, self._key.class_ids, False)
-        out = out.clip(self._hw, min_size=1.0)  # returned boxes always lie in the frame
+        out = self._carried()  # returned boxes always lie in the frame
         self.last_confidence = conf.astype(np.float32)
         return out
+
+    def _carried(self) -> Detections | None:
+        """The carried boxes at their latest estimates, clipped to the frame, with their ids."""
+        if self._key is None:
+            return None
+        out = Detections.from_xywh(self._est, self._key.scores, self._key.class_ids, False, self._key.track_ids)
+        return out.clip(self._hw, min_size=1.0)
 
     def _match(self, frame: np.ndarray, prev: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         import torch

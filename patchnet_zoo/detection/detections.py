@@ -1,13 +1,14 @@
 """One detections type for every detector adapter and for ``SkipFrameDetector``.
 
 Boxes are ``x1, y1, x2, y2`` pixel corners (float32; a box covers ``[x1, x2) x [y1, y2)``), with a
-score, a class id and a flag that says whether the box came from the detector on a key frame
-(``True``) or was carried to this frame by the inter-frame method (``False``). Plain numpy: no
+score, a class id, a flag that says whether the box came from the detector on a key frame
+(``True``) or was carried to this frame by the inter-frame method (``False``), and a track id (-1
+where no identity was assigned; ``SkipFrameDetector(track_ids=True)`` assigns them). Plain numpy: no
 torch, no OpenCV, so any layer (Lightning callbacks included) can import it for free.
 
 supervision (``sv.Detections``) is converted to and from without depending on it: ``to_supervision``
 imports it when called, ``from_supervision`` reads any object with ``xyxy`` / ``confidence`` /
-``class_id`` attributes.
+``class_id`` / ``tracker_id`` attributes.
 """
 from __future__ import annotations
 
@@ -42,12 +43,14 @@ class Detections:
         scores: (N,) float32 detector confidence (kept as it is on propagated boxes).
         class_ids: (N,) int64 class index in the detector's own numbering (see the adapter).
         from_key_frame: (N,) bool, ``True`` where the detector produced the box on this frame.
+        track_ids: (N,) int64 identity of the object across frames, -1 where none was assigned.
     """
 
     boxes: np.ndarray
     scores: np.ndarray
     class_ids: np.ndarray
     from_key_frame: np.ndarray
+    track_ids: np.ndarray | None = None
 
     def __post_init__(self):
         b = np.asarray(self.boxes, dtype=np.float32)
@@ -60,6 +63,7 @@ class Detections:
         self.scores = _column(self.scores, n, np.float32, "scores", 1.0)
         self.class_ids = _column(self.class_ids, n, np.int64, "class_ids", 0)
         self.from_key_frame = _column(self.from_key_frame, n, bool, "from_key_frame", True)
+        self.track_ids = _column(self.track_ids, n, np.int64, "track_ids", -1)
 
     # ------------------------------------------------------------------------------ construction
     @classmethod
@@ -67,10 +71,10 @@ class Detections:
         return cls(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, np.int64), np.zeros(0, bool))
 
     @classmethod
-    def from_xywh(cls, boxes, scores=None, class_ids=None, from_key_frame=None) -> "Detections":
+    def from_xywh(cls, boxes, scores=None, class_ids=None, from_key_frame=None, track_ids=None) -> "Detections":
         """From ``x, y, w, h`` boxes (the package's tracking convention)."""
         b = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
-        return cls(np.concatenate([b[:, :2], b[:, :2] + b[:, 2:]], 1), scores, class_ids, from_key_frame)
+        return cls(np.concatenate([b[:, :2], b[:, :2] + b[:, 2:]], 1), scores, class_ids, from_key_frame, track_ids)
 
     @classmethod
     def concatenate(cls, parts: "list[Detections]") -> "Detections":
@@ -78,7 +82,8 @@ class Detections:
         if not parts:
             return cls.empty()
         return cls(np.concatenate([p.boxes for p in parts]), np.concatenate([p.scores for p in parts]),
-                   np.concatenate([p.class_ids for p in parts]), np.concatenate([p.from_key_frame for p in parts]))
+                   np.concatenate([p.class_ids for p in parts]), np.concatenate([p.from_key_frame for p in parts]),
+                   np.concatenate([p.track_ids for p in parts]))
 
     # ----------------------------------------------------------------------------------- access
     def __len__(self) -> int:
@@ -88,7 +93,8 @@ class Detections:
         """A subset: a boolean mask, an integer array or a slice (an integer gives one box)."""
         if isinstance(index, (int, np.integer)):
             index = [int(index)]
-        return Detections(self.boxes[index], self.scores[index], self.class_ids[index], self.from_key_frame[index])
+        return Detections(self.boxes[index], self.scores[index], self.class_ids[index], self.from_key_frame[index],
+                          self.track_ids[index])
 
     @property
     def xywh(self) -> np.ndarray:
@@ -101,11 +107,16 @@ class Detections:
         return wh[:, 0] * wh[:, 1]
 
     def copy(self) -> "Detections":
-        return Detections(self.boxes.copy(), self.scores.copy(), self.class_ids.copy(), self.from_key_frame.copy())
+        return Detections(self.boxes.copy(), self.scores.copy(), self.class_ids.copy(), self.from_key_frame.copy(),
+                          self.track_ids.copy())
 
     def with_key_frame(self, flag: bool) -> "Detections":
         """The same boxes with ``from_key_frame`` set to ``flag`` for all of them."""
-        return Detections(self.boxes, self.scores, self.class_ids, np.full(len(self), bool(flag)))
+        return Detections(self.boxes, self.scores, self.class_ids, np.full(len(self), bool(flag)), self.track_ids)
+
+    def with_track_ids(self, track_ids) -> "Detections":
+        """The same boxes with these track ids (one per box)."""
+        return Detections(self.boxes, self.scores, self.class_ids, self.from_key_frame, track_ids)
 
     def filter(self, min_score: float | None = None, class_ids=None) -> "Detections":
         """Boxes with ``score >= min_score`` and a class in ``class_ids`` (either may be None)."""
@@ -126,11 +137,13 @@ class Detections:
         b[:, 0::2] = np.clip(b[:, 0::2], 0.0, w)
         b[:, 1::2] = np.clip(b[:, 1::2], 0.0, h)
         keep = ((b[:, 2] - b[:, 0]) >= min_size) & ((b[:, 3] - b[:, 1]) >= min_size)
-        return Detections(b[keep], self.scores[keep], self.class_ids[keep], self.from_key_frame[keep])
+        return Detections(b[keep], self.scores[keep], self.class_ids[keep], self.from_key_frame[keep],
+                          self.track_ids[keep])
 
     # ------------------------------------------------------------------------------ supervision
     def to_supervision(self):
-        """An ``sv.Detections`` (``xyxy``, ``confidence``, ``class_id``, ``data["from_key_frame"]``).
+        """An ``sv.Detections`` (``xyxy``, ``confidence``, ``class_id``, ``data["from_key_frame"]``, and
+        ``tracker_id`` where every box has a track id).
 
         Needs the optional ``supervision`` package, 0.31 or later (``pip install
         'patchnet_zoo[supervision]'``): earlier releases required ``opencv-python``, which replaces
@@ -142,15 +155,17 @@ class Detections:
             raise ImportError(
                 "Detections.to_supervision needs the 'supervision' package, 0.31 or later "
                 "(pip install 'patchnet_zoo[supervision]'; older releases replace the OpenCV contrib build)") from e
+        ids = self.track_ids.astype(int) if len(self) and (self.track_ids >= 0).all() else None
         return sv.Detections(xyxy=self.boxes.astype(np.float32), confidence=self.scores.astype(np.float32),
-                             class_id=self.class_ids.astype(int),
+                             class_id=self.class_ids.astype(int), tracker_id=ids,
                              data={KEY_FRAME_DATA_KEY: self.from_key_frame.copy()})
 
     @classmethod
     def from_supervision(cls, d, from_key_frame: bool | None = None) -> "Detections":
         """From an ``sv.Detections`` (or anything with ``xyxy`` and optional ``confidence`` /
-        ``class_id`` / ``data``). Missing scores become 1, missing classes 0; ``from_key_frame``
-        is read from ``data["from_key_frame"]`` unless given (default ``True``)."""
+        ``class_id`` / ``tracker_id`` / ``data``). Missing scores become 1, missing classes 0, missing
+        track ids -1; ``from_key_frame`` is read from ``data["from_key_frame"]`` unless given (default
+        ``True``)."""
         if not hasattr(d, "xyxy"):
             raise TypeError(f"expected an sv.Detections (with .xyxy), got {type(d).__name__}")
         boxes = np.asarray(d.xyxy, dtype=np.float32).reshape(-1, 4)
@@ -158,7 +173,8 @@ class Detections:
         if flag is None:
             data = getattr(d, "data", None) or {}
             flag = data.get(KEY_FRAME_DATA_KEY, True) if hasattr(data, "get") else True
-        return cls(boxes, getattr(d, "confidence", None), getattr(d, "class_id", None), flag)
+        return cls(boxes, getattr(d, "confidence", None), getattr(d, "class_id", None), flag,
+                   getattr(d, "tracker_id", None))
 
     def __repr__(self) -> str:
         keys = int(self.from_key_frame.sum())

@@ -47,10 +47,16 @@ _RECALL_POINTS = np.linspace(0.0, 1.0, 101)
 
 @dataclass
 class FrameTruth:
-    """Ground truth of one frame: boxes that count and ignore regions (both xyxy, 0-based)."""
+    """Ground truth of one frame: boxes that count and ignore regions (both xyxy, 0-based), and
+    the track id of each counted box (the file's id column)."""
 
     boxes: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), np.float32))
     ignore: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), np.float32))
+    ids: np.ndarray | None = None
+
+    def __post_init__(self):
+        if self.ids is None:
+            self.ids = np.full(len(self.boxes), -1, np.int64)
 
 
 def _seqinfo(folder: Path) -> configparser.ConfigParser:
@@ -114,7 +120,8 @@ def load_mot_ground_truth(folder: str | Path, frame_hw: tuple[int, int] | None =
     out = []
     for i in range(num_frames):
         sel = (frame_idx == i) & valid
-        out.append(FrameTruth(boxes[sel & count].astype(np.float32), boxes[sel & ignore].astype(np.float32)))
+        out.append(FrameTruth(boxes[sel & count].astype(np.float32), boxes[sel & ignore].astype(np.float32),
+                              gt[sel & count, 1].astype(np.int64)))
     return out
 
 
