@@ -77,14 +77,19 @@ def add_detect_parser(sub) -> argparse.ArgumentParser:
         "detect", help="detect objects in a video, the detector on key frames only; annotated video + MOT results",
         description="Run a detector on every N-th frame of VIDEO and carry its boxes (class and score kept) "
                     "through the frames between. Writes DIR/annotated.mp4 (key-frame boxes solid green, "
-                    "carried boxes dashed orange), DIR/detections.txt (MOTChallenge: frame,-1,x,y,w,h,score,"
-                    "class,key_frame; frames 1-based, boxes 1-based) and DIR/summary.json.")
+                    "carried boxes dashed orange), DIR/detections.txt (MOTChallenge: frame,id,x,y,w,h,score,"
+                    "class,key_frame; frames 1-based, boxes 1-based; id -1 unless --track-ids) and "
+                    "DIR/summary.json.")
     d.add_argument("video", metavar="VIDEO", help="video file (anything OpenCV decodes) or a folder of images")
     _add_common(d, default_interval=5)
     d.add_argument("--classes", type=_class_list, default=None, metavar="IDS",
                    help="keep only these class ids, comma-separated (e.g. 0 = person for the COCO detectors)")
     d.add_argument("--out", required=True, metavar="DIR", help="output folder")
     d.add_argument("--max-frames", type=_positive_int, default=None, metavar="N", help="only the first N frames")
+    d.add_argument("--track-ids", action="store_true",
+                   help="give every box a track id (a carried box keeps its key-frame detection's; a key "
+                        "frame's detections take those of the carried boxes they overlap), written in the "
+                        "id column: the file is then a MOTChallenge tracking result")
     d.add_argument("--no-video", action="store_true", help="skip the annotated video")
     d.add_argument("--no-progress", action="store_true", help="no progress bar")
     d.set_defaults(func=cmd_detect)
@@ -120,7 +125,8 @@ def _build(a: argparse.Namespace, classes=None):
         base = make_detector(a.detector, **kw)
     except TypeError as e:  # an adapter that takes no such option
         raise ValueError(f"detector {a.detector!r}: {e}") from None
-    if a.key_frame_interval == 1:
+    track_ids = bool(getattr(a, "track_ids", False))
+    if a.key_frame_interval == 1 and not track_ids:
         return base, lambda: base
     matcher = None
     if a.inter == "patchnet":
@@ -134,7 +140,7 @@ def _build(a: argparse.Namespace, classes=None):
     return base, lambda: SkipFrameDetector(base, key_frame_interval=a.key_frame_interval, policy=a.policy,
                                            inter=a.inter, matcher=matcher, response_size=a.response_size,
                                            template_update=a.template_update if a.inter == "patchnet" else None,
-                                           lookahead=a.lookahead)
+                                           lookahead=a.lookahead, track_ids=track_ids)
 
 
 def _frames(path: Path):
@@ -241,8 +247,8 @@ def detect_file(video, make_detector_fn, out_dir, classes=None, max_frames: int 
                 if classes is not None:
                     d = d.filter(class_ids=classes)
                 keys += key
-                for (x, y, w, h), s, c in zip(d.xywh, d.scores, d.class_ids):
-                    f.write(f"{i + 1},-1,{x + 1:.2f},{y + 1:.2f},{w:.2f},{h:.2f},{s:.4f},{int(c)},{int(key)}\n")
+                for (x, y, w, h), s, c, tid in zip(d.xywh, d.scores, d.class_ids, d.track_ids):
+                    f.write(f"{i + 1},{int(tid)},{x + 1:.2f},{y + 1:.2f},{w:.2f},{h:.2f},{s:.4f},{int(c)},{int(key)}\n")
                 boxes_total += len(d)
                 if writer is not None:
                     names = [(class_names[c] if class_names and 0 <= c < len(class_names) else str(c)) for c in d.class_ids]
@@ -251,7 +257,8 @@ def detect_file(video, make_detector_fn, out_dir, classes=None, max_frames: int 
                         sel = d.from_key_frame == kf
                         if sel.any():
                             img = draw_boxes(img, d.xywh[sel], key_frame=kf,
-                                             labels=[f"{nm} {s:.2f}" for nm, s in zip(np.array(names)[sel], d.scores[sel])])
+                                             labels=[("" if t < 0 else f"#{t} ") + f"{nm} {s:.2f}" for nm, s, t in
+                                                     zip(np.array(names)[sel], d.scores[sel], d.track_ids[sel])])
                     draw_text(img, f"frame {i}" + ("  key frame" if key else "  propagated"), (4, 4))
                     writer.write(img)
                 bar.update(1)

@@ -56,6 +56,26 @@ def test_detect_video(tud_video, tmp_path, capsys):
     assert "wrote" in capsys.readouterr().out
 
 
+def test_detect_track_ids_write_a_mot_tracking_result(tud_video, tmp_path):
+    """--track-ids fills the id column: ids >= 0, one box per id and frame, every carried frame
+    repeats ids of its key frame, and people keep their ids across key frames (far fewer ids than
+    boxes). Without it the column stays -1."""
+    out = tmp_path / "ids"
+    assert cli.main(["detect", str(tud_video), "--key-frame-interval", "3", "--classes", "0", "--track-ids",
+                     "--score-threshold", "0.5", "--no-video", "--out", str(out), "--no-progress"]) == 0
+    rows = _rows(out / "detections.txt")
+    frames, ids = rows[:, 0].astype(int), rows[:, 1].astype(int)
+    assert (ids >= 0).all()
+    for f in set(frames):
+        assert len(set(ids[frames == f])) == (frames == f).sum()
+        key = f - (f - 1) % 3
+        assert set(ids[frames == f]) <= set(ids[frames == key])
+    assert len(set(ids)) < len(ids) / 3
+    assert cli.main(["detect", str(tud_video), "--key-frame-interval", "3", "--classes", "0", "--no-video",
+                     "--out", str(tmp_path / "plain"), "--no-progress"]) == 0
+    assert (_rows(tmp_path / "plain" / "detections.txt")[:, 1] == -1).all()
+
+
 def test_detect_video_with_lookahead(tud_video, tmp_path):
     """--lookahead: the same key frames, every frame still written once and in order, and the frames
     nearer to the next key frame carry its boxes (frame 3 shows exactly frame 4's detections)."""
