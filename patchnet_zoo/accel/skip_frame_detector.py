@@ -206,6 +206,7 @@ class SkipFrameDetector:
         self._key: Detections | None = None  # the key-frame detections still carried
         if self.identities is not None:
             self.identities.reset()
+        self._id_state = None  # the identities before the last key frame's association (look-ahead)
         self._est: np.ndarray | None = None  # (N, 4) float64 x,y,w,h, unclipped estimates
         self._templates = None
         self._trackers: list = []
@@ -331,7 +332,9 @@ class SkipFrameDetector:
             if not self.last_was_key:  # adaptive policy: carried forwards, may be carried again
                 pending.append([frame, out])
                 continue
-            self._carry_back(frame, pending)
+            relabel = self._carry_back(frame, pending)
+            if relabel is not None:
+                out = relabel(out)
             yield from (d for _, d in pending)
             pending = []
             yield out
@@ -342,14 +345,15 @@ class SkipFrameDetector:
                 slot[1] = self._inter_frame(slot[0])
             yield slot[1]
 
-    def _carry_back(self, key_frame: np.ndarray, pending: list[list]) -> None:
+    def _carry_back(self, key_frame: np.ndarray, pending: list[list]):
         """Carry the key frame just run backwards over the later half of the gap before it (the
         frames nearer to it than to the previous key frame), replacing their answers; then restore
-        the state that carries its boxes forwards."""
+        the state that carries its boxes forwards. With track ids, returns the function that gives
+        the key frame's detections their final ids (see ``_meet``), else ``None``."""
         gap = len(pending) + 1  # frames from the previous key frame to this one
         later = [slot for i, slot in enumerate(pending) if gap - 1 - i < i + 1]
         if not later:
-            return
+            return None
         last_was_key, last_confidence = self.last_was_key, self.last_confidence
         saved = (self._key, self._est, self._templates)
         for slot in reversed(later):
@@ -360,6 +364,32 @@ class SkipFrameDetector:
             self._start_inter(key_frame)
             self._stats["propagation_s"] += time.perf_counter() - t0
         self.last_was_key, self.last_confidence = last_was_key, last_confidence
+        earlier = pending[: len(pending) - len(later)]
+        if self.identities is None or self._id_state is None or not earlier:
+            return None
+        return self._meet(earlier[-1][1], later)
+
+    def _meet(self, forward: Detections, later: list[list]):
+        """Associate where the two carries meet. The key frame's ids were first given against the
+        forward carry as it stood half a gap before; done again between the last frame carried
+        forwards and the first carried backwards (one frame apart), the association sees the boxes
+        where they are. Relabels the backward-carried frames and the carried state."""
+        key = self._key
+        first = later[0][1]
+        # each key-frame box where it is in the first backward-carried frame, else where it was detected
+        at_meeting = np.array([first.boxes[first.track_ids == t][0] if (first.track_ids == t).any() else b
+                               for b, t in zip(key.boxes, key.track_ids)], np.float32).reshape(-1, 4)
+        self.identities.restore(self._id_state)
+        final = self.identities.assign(Detections(at_meeting, key.scores, key.class_ids, False), forward)
+        mapping = dict(zip(key.track_ids.tolist(), final.track_ids.tolist()))
+
+        def relabel(d: Detections) -> Detections:
+            return d.with_track_ids([mapping.get(t, t) for t in d.track_ids.tolist()])
+
+        for slot in later:
+            slot[1] = relabel(slot[1])
+        self._key = relabel(self._key)
+        return relabel
 
     # -------------------------------------------------------------------------------- key frames
     def _key_frame(self, frame: np.ndarray, thumb: np.ndarray | None = None) -> Detections:
@@ -374,6 +404,7 @@ class SkipFrameDetector:
                             "adapt_detector)")
         det = det.with_key_frame(True)
         if self.identities is not None:
+            self._id_state = self.identities.state() if self.lookahead else None
             det = self.identities.assign(det, self._carried())
         self._key = det
         self._est = det.xywh.astype(np.float64)

@@ -62,6 +62,13 @@ class KeyFrameIdentities:
         self._next_id = 0
         self._lost: list[_Lost] = []
 
+    def state(self) -> tuple:
+        """A copy of what ``assign`` changes, for ``restore`` (to associate a key frame again)."""
+        return self._next_id, list(self._lost)
+
+    def restore(self, state: tuple) -> None:
+        self._next_id, self._lost = state[0], list(state[1])
+
     def assign(self, detections: Detections, carried: Detections | None = None) -> Detections:
         """``detections`` with track ids: those of the ``carried`` boxes (with their ids) or of
         remembered ones they match, new ones otherwise."""
