@@ -45,6 +45,11 @@ The scheme (the paper's §5.1, after Detect or Track):
   frame is still carried forwards first (the policy needs its confidence), and the second half is
   carried again, backwards, once the next key frame is known.
 
+* **Track ids** (``track_ids=True``): a carried box keeps the id of the key-frame detection it came
+  from, and a key frame's detections take the ids of the carried boxes they overlap
+  (``accel.track_ids.KeyFrameIdentities``). With look-ahead the ids are settled where the forward
+  and the backward carry meet, one frame apart.
+
 The detection package never imports OpenCV at module level, and neither does this module; the
 OpenCV trackers load when ``inter`` is ``kcf`` / ``mosse``.
 """
