@@ -144,6 +144,26 @@ def test_test_logs_map_and_skipping_costs_accuracy(mot, matcher, tmp_path):
     assert json.loads((tmp_path / "s.json").read_text())["totals"]["key_frames"] == cb.stats["totals"]["key_frames"]
 
 
+def test_track_ids_make_test_log_identity_metrics_and_predict_write_them(mot, matcher, tmp_path):
+    """VideoAccelerator(track_ids=True): the skip-frame detector gives ids, trainer.test logs IDF1,
+    MOTA and switches against the MOT annotations' ids (none without track_ids), and predict's MOT
+    file carries the ids."""
+    dm, index = mot
+    plain = _trainer(VideoAccelerator(key_frame_interval=3, matcher=matcher, verbose=False)).test(
+        VideoDetectionModule(OracleDetector(index), class_agnostic=True), datamodule=dm)[0]
+    assert "test/idf1" not in plain
+    cb = VideoAccelerator(key_frame_interval=3, matcher=matcher, verbose=False, track_ids=True)
+    logged = _trainer(cb).test(VideoDetectionModule(OracleDetector(index), class_agnostic=True), datamodule=dm)[0]
+    # the oracle's detections are the annotations: few switches, most boxes matched
+    assert 0.8 < logged["test/idf1"] <= 1.0 and 0.6 < logged["test/mota"] <= 1.0
+    assert logged["test/id_switches"] >= 0 and logged["test/map"] == pytest.approx(plain["test/map"])
+    module = VideoDetectionModule(OracleDetector(index), output_dir=str(tmp_path), write_mot=True)
+    _trainer(VideoAccelerator(key_frame_interval=3, matcher=matcher, verbose=False, track_ids=True)).predict(
+        module, datamodule=dm)
+    rows = np.loadtxt(tmp_path / "mot__TUD-Campus@0-9.txt", delimiter=",", ndmin=2)
+    assert (rows[:, 1] >= 0).all() and len(set(rows[:, 1])) < len(rows) / 3
+
+
 def test_predict_writes_mot_and_video(data_root, mot, matcher, tmp_path):
     _, index = mot
     dm = VideoDataModule(data_root=str(data_root), split=None, videos=MOT_VIDEOS[:1])

@@ -21,7 +21,7 @@ import numpy as np
 from .detections import Detections
 from .mot_eval import FrameTruth, box_iou_xyxy
 
-__all__ = ["identity_metrics", "IDENTITY_IOU"]
+__all__ = ["identity_metrics", "pool", "IDENTITY_IOU"]
 
 #: IoU at which a hypothesis matches a ground-truth box (MOTChallenge's)
 IDENTITY_IOU = 0.5
@@ -56,8 +56,9 @@ def identity_metrics(tracks: list[Detections], truths: list[FrameTruth], iou_thr
         truths: per frame the ground truth with ids (``mot_eval.load_mot_ground_truth``).
 
     Returns:
-        ``{"mota", "idf1", "idp", "idr", "id_switches", "false_positives", "misses", "matches",
-        "gt_boxes", "hypothesis_boxes", "gt_tracks", "hypothesis_tracks", "frames"}``.
+        ``{"mota", "idf1", "idp", "idr", "idtp", "id_switches", "false_positives", "misses",
+        "matches", "gt_boxes", "hypothesis_boxes", "gt_tracks", "hypothesis_tracks", "frames"}``
+        (``pool`` combines several sequences' results).
     """
     if len(tracks) != len(truths):
         raise ValueError(f"{len(tracks)} frames of hypotheses for {len(truths)} frames of ground truth")
@@ -106,6 +107,7 @@ def identity_metrics(tracks: list[Detections], truths: list[FrameTruth], iou_thr
         "idf1": 2.0 * idtp / (gt_boxes + hyp_boxes) if gt_boxes + hyp_boxes else float("nan"),
         "idp": idtp / hyp_boxes if hyp_boxes else float("nan"),
         "idr": idtp / gt_boxes if gt_boxes else float("nan"),
+        "idtp": idtp,
         "id_switches": switches,
         "false_positives": false_pos,
         "misses": misses,
@@ -131,3 +133,15 @@ def _global_identity_matches(pair_frames: dict, gt_ids: list[int], hyp_ids: list
         count[gi[g], hi[h]] = n
     rows, cols = linear_sum_assignment(count, maximize=True)
     return int(count[rows, cols].sum())
+
+
+def pool(results: list[dict]) -> dict:
+    """One result for several sequences, counts summed (MOTChallenge's way of combining them, unlike
+    a mean of per-sequence scores): ``mota``, ``idf1``, ``id_switches``, ``false_positives``,
+    ``misses``, ``gt_boxes``, ``hypothesis_boxes``, ``sequences``."""
+    keys = ("idtp", "id_switches", "false_positives", "misses", "gt_boxes", "hypothesis_boxes")
+    tot = {k: sum(r[k] for r in results) for k in keys}
+    gt, hyp = tot["gt_boxes"], tot["hypothesis_boxes"]
+    return {"mota": 1.0 - (tot["misses"] + tot["false_positives"] + tot["id_switches"]) / gt if gt else float("nan"),
+            "idf1": 2.0 * tot["idtp"] / (gt + hyp) if gt + hyp else float("nan"),
+            **{k: tot[k] for k in keys if k != "idtp"}, "sequences": len(results)}

@@ -12,7 +12,10 @@ frames. Put ``VideoAccelerator`` in the trainer's callbacks and the same module 
 on key frames only. ``test`` scores the detections against the clip's boxes with torchmetrics'
 ``MeanAveragePrecision`` (COCO mAP; crowd boxes are ignored, not scored; annotations are clipped
 to the frame, as detections are) over all DDP
-processes (the frames of every process are gathered and scored together). ``predict`` returns the detections of every frame and can write MOTChallenge-format
+processes (the frames of every process are gathered and scored together). Where the detections
+carry track ids (``VideoAccelerator(track_ids=True)``) and the annotations do too (MOT), ``test``
+also logs ``test/idf1``, ``test/mota`` and ``test/id_switches`` (``detection.mot_identity``, counts
+pooled over the clips). ``predict`` returns the detections of every frame and can write MOTChallenge-format
 files and annotated videos (key-frame boxes solid green, propagated boxes dashed orange).
 Subclass it and override ``detect`` to change what is done per frame.
 """
@@ -26,6 +29,8 @@ import numpy as np
 import torch
 
 from ..detection.adapters import Detector
+from ..detection.mot_eval import FrameTruth
+from ..detection.mot_identity import identity_metrics, pool
 
 __all__ = ["VideoDetectionModule", "FilteredDetector", "safe_name"]
 
@@ -80,8 +85,9 @@ class VideoDetectionModule(pl.LightningModule):
             single-object sequences whose target is not a detector class.
         min_score: drop detections below this score before scoring / writing.
         output_dir: where ``predict`` writes its files (``None``: nothing is written).
-        write_mot: write ``<clip>.txt`` in MOTChallenge detection format (1-based boxes,
-            ``frame,-1,left,top,w,h,score,-1,-1,-1``).
+        write_mot: write ``<clip>.txt`` in MOTChallenge format (1-based boxes,
+            ``frame,id,left,top,w,h,score,-1,-1,-1``; id -1 unless the detections carry track ids,
+            e.g. ``VideoAccelerator(track_ids=True)``).
         write_video: write ``<clip>.mp4`` with the detections drawn on the frames.
         frame_progress: a per-frame progress bar inside each video (process 0 only).
     """
@@ -133,12 +139,22 @@ class VideoDetectionModule(pl.LightningModule):
 
     def test_step(self, clip, batch_idx: int):
         dets, _ = self.run_video(clip)
-        frames = []
+        frames, truths = [], []
         for d, t in zip(dets, clip.targets):
             gt, keep = self._visible(t.boxes, self.frame_hw)
+            crowd = np.asarray(t.crowd, dtype=bool)[keep]
             frames.append((d.boxes.astype(np.float32), d.scores.astype(np.float32), self._labels(d.class_ids),
-                           gt, self._labels(np.asarray(t.labels)[keep]), np.asarray(t.crowd, dtype=np.int64)[keep]))
-        self._scored.append((clip.clip_id, frames))
+                           gt, self._labels(np.asarray(t.labels)[keep]), crowd.astype(np.int64)))
+            truths.append(FrameTruth(gt[~crowd], gt[crowd], np.asarray(t.track_ids, dtype=np.int64)[keep][~crowd]))
+        self._scored.append((clip.clip_id, frames, self._identities(dets, truths)))
+
+    def _identities(self, dets, truths) -> dict | None:
+        """CLEAR MOT and IDF1 of one clip where both sides have ids: the detections (e.g. from
+        ``VideoAccelerator(track_ids=True)``) and the annotations (MOT); else ``None``."""
+        if not dets or any(len(d) and (d.track_ids < 0).any() for d in dets) \
+                or not any(len(d) for d in dets) or any((t.ids < 0).any() for t in truths):
+            return None
+        return identity_metrics(dets, truths)
 
     @staticmethod
     def _visible(boxes_xywh, hw) -> tuple[np.ndarray, np.ndarray]:
@@ -165,10 +181,15 @@ class VideoDetectionModule(pl.LightningModule):
             dist.all_gather_object(parts, scored)
             scored = [v for p in parts for v in p]
         scored.sort(key=lambda v: v[0])
-        res = self.mean_average_precision([f for _, frames in scored for f in frames])
+        res = self.mean_average_precision([f for _, frames, _ in scored for f in frames])
         for k in ("map", "map_50", "map_75", "mar_100"):
             self.log(f"test/{k}", float(res[k]), sync_dist=True)  # the same on every process
-        self.log("test/frames", float(sum(len(frames) for _, frames in scored)), sync_dist=True)
+        identities = [m for *_, m in scored if m is not None]
+        if identities:  # clips with ids on both sides: a tracking result
+            ids = pool(identities)
+            for k in ("idf1", "mota", "id_switches"):
+                self.log(f"test/{k}", float(ids[k]), sync_dist=True)
+        self.log("test/frames", float(sum(len(frames) for _, frames, _ in scored)), sync_dist=True)
         self.log("test/videos", float(len(scored)), sync_dist=True)
         self._scored = []
 
@@ -207,11 +228,12 @@ class VideoDetectionModule(pl.LightningModule):
 
     @staticmethod
     def write_mot(path: Path, frame_ids, dets) -> Path:
-        """MOTChallenge detection rows: 1-based frame and box corner."""
+        """MOTChallenge rows: 1-based frame and box corner, the track id (-1 where none was
+        assigned; with ids the file is a tracking result)."""
         with open(path, "w") as f:
             for fid, d in zip(frame_ids, dets):
-                for (x, y, w, hh), s in zip(d.xywh, d.scores):
-                    f.write(f"{int(fid) + 1},-1,{x + 1:.2f},{y + 1:.2f},{w:.2f},{hh:.2f},{s:.4f},-1,-1,-1\n")
+                for (x, y, w, hh), s, t in zip(d.xywh, d.scores, d.track_ids):
+                    f.write(f"{int(fid) + 1},{int(t)},{x + 1:.2f},{y + 1:.2f},{w:.2f},{hh:.2f},{s:.4f},-1,-1,-1\n")
         return path
 
     def write_video(self, path: Path, clip, dets, keys) -> Path:
