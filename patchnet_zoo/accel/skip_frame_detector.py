@@ -212,6 +212,7 @@ class SkipFrameDetector:
         if self.identities is not None:
             self.identities.reset()
         self._id_state = None  # the identities before the last key frame's association (look-ahead)
+        self._est_frame = -1  # the frame (count of frames seen) the carried estimates are for
         self._est: np.ndarray | None = None  # (N, 4) float64 x,y,w,h, unclipped estimates
         self._templates = None
         self._trackers: list = []
@@ -410,7 +411,7 @@ class SkipFrameDetector:
         det = det.with_key_frame(True)
         if self.identities is not None:
             self._id_state = self.identities.state() if self.lookahead else None
-            det = self.identities.assign(det, self._carried())
+            det = self.identities.assign(det, *self._carried_to(frame))
         self._key = det
         self._est = det.xywh.astype(np.float64)
         if self.policy == "adaptive" and self.scene_change is not None:
@@ -450,6 +451,7 @@ class SkipFrameDetector:
     # ------------------------------------------------------------------------------ inter frames
     def _inter_frame(self, frame: np.ndarray) -> Detections:
         self.last_was_key = False
+        self._est_frame = self._stats["frames"]  # the frame the estimates are now for
         n = len(self._key)
         if n == 0:
             self.last_confidence = np.zeros(0, np.float32)
@@ -472,6 +474,18 @@ class SkipFrameDetector:
         out = self._carried()  # returned boxes always lie in the frame
         self.last_confidence = conf.astype(np.float32)
         return out
+
+    def _carried_to(self, frame: np.ndarray) -> tuple[Detections | None, Detections | None]:
+        """``(now, before)``: the carried boxes for a key frame's association, carried into that
+        frame first, and where they were in the frame before (``None`` when no step was taken: the
+        adaptive policy already carried them into this frame before it forced the key frame, or
+        look-ahead will settle the ids where the carries meet)."""
+        if self._key is None or not len(self._key) or self.key_frame_interval == 1 or self.lookahead \
+                or self._est_frame == self._stats["frames"]:
+            return self._carried(), None
+        before = self._carried()
+        self._inter_frame(frame)
+        return self._carried(), before
 
     def _carried(self) -> Detections | None:
         """The carried boxes at their latest estimates, clipped to the frame, with their ids."""

@@ -3,9 +3,11 @@ frame's detections take the identities of the carried boxes they overlap.
 
 Between key frames every box is carried by the inter-frame method (PatchNet, hold, KCF, MOSSE), one
 box from one key-frame detection, so its identity needs no guessing. On a key frame the detector's
-boxes are new. Each takes the id of the carried box it overlaps best (the carried boxes at their
-latest estimate) by a one-to-one assignment on IoU within a class (Hungarian), if that IoU is at
-least ``min_iou``; the others get new ids. A carried box that no detection takes is remembered at
+boxes are new. Each takes the id of the carried box it overlaps best by a one-to-one assignment on
+IoU within a class (Hungarian), if that IoU is at least ``min_iou``; the others get new ids. A
+carried box counts where it was last seen and where it was carried to in the key frame (the larger
+overlap): the first is safer in a crowd, where one more step may slide a box onto a neighbour,
+the second when the video's frame rate is low and the targets move far. A carried box that no detection takes is remembered at
 its last estimate for ``max_missed`` more key frames, so an object the detector misses once keeps
 its id when it is found again.
 
@@ -69,9 +71,12 @@ class KeyFrameIdentities:
     def restore(self, state: tuple) -> None:
         self._next_id, self._lost = state[0], list(state[1])
 
-    def assign(self, detections: Detections, carried: Detections | None = None) -> Detections:
+    def assign(self, detections: Detections, carried: Detections | None = None,
+               carried_before: Detections | None = None) -> Detections:
         """``detections`` with track ids: those of the ``carried`` boxes (with their ids) or of
-        remembered ones they match, new ones otherwise."""
+        remembered ones they match, new ones otherwise. ``carried_before``: the same boxes (by
+        track id) one frame earlier; a detection's overlap with a carried box is then the larger of
+        the two, so a box counts both where it was last seen and where it was carried to."""
         carried = Detections.empty() if carried is None else carried[carried.track_ids >= 0]
         cand_boxes = np.concatenate([carried.boxes, np.asarray([l.box for l in self._lost], np.float32).reshape(-1, 4)])
         cand_classes = np.concatenate([carried.class_ids, np.asarray([l.class_id for l in self._lost], np.int64)])
@@ -80,6 +85,10 @@ class KeyFrameIdentities:
         taken = np.zeros(len(cand_ids), bool)
         if len(detections) and len(cand_ids):
             iou = box_iou_xyxy(detections.boxes, cand_boxes)
+            if carried_before is not None and len(carried):
+                before = [carried_before.boxes[carried_before.track_ids == t] for t in carried.track_ids]
+                earlier = np.stack([b[0] if len(b) else c for b, c in zip(before, carried.boxes)])
+                iou[:, : len(carried)] = np.maximum(iou[:, : len(carried)], box_iou_xyxy(detections.boxes, earlier))
             iou[detections.class_ids[:, None] != cand_classes[None, :]] = 0.0
             from scipy.optimize import linear_sum_assignment
 
