@@ -113,15 +113,12 @@ def test_gated_benchmark_skip_row_searches_the_skip_frame_trackers_window():
     """The benchmark hands the skip-frame tracker a PatchMatcher, which the tracker uses as it is: it
     must already search the tracker's default 9x9 window, with the decoding options asked for."""
     import argparse
-    import importlib.util
-    from pathlib import Path
+
+    from benchmark_scripts import load_benchmark
 
     from patchnet_zoo.accel.skip_frame_tracker import DEFAULT_RESPONSE_SIZE
 
-    spec = importlib.util.spec_from_file_location(
-        "bench_gated", Path(__file__).resolve().parents[1] / "benchmarks" / "gated.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = load_benchmark("gated")
     for options, expected in (({}, (None, 1.0, 0)), ({"edge_follow": 1, "select_alpha": 30.0}, (30.0, 1.0, 1)),
                               ({"inter": "patchnet-zero-mean"}, (None, 1.0, 0))):
         args = argparse.Namespace(**{"select_alpha": None, "centre_gain": 1.0, "edge_follow": 0, "inter": "patchnet",

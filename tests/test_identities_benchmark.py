@@ -2,20 +2,14 @@
 the per-frame row is the reference of the speed-ups, and --from-json re-writes the same page."""
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
-
-REPO = Path(__file__).resolve().parents[1]
+from benchmark_scripts import load_benchmark
 
 
 def _benchmark():
-    spec = importlib.util.spec_from_file_location("bench_identities", REPO / "benchmarks" / "identities.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_benchmark("identities")
 
 
 def test_identities_benchmark_runs_and_renders(data_root, tmp_path):

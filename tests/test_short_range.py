@@ -1,12 +1,13 @@
 """Short-range benchmark on a handful of real val pairs (fresh, untrained PatchNets: shape and sanity)."""
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
+
+from benchmark_scripts import load_benchmark
 
 from patchnet_zoo.data.readers import Sequence, default_data_root, read_sequences
 from patchnet_zoo.eval.short_range import (
@@ -177,9 +178,7 @@ def test_wide_window_run(crossing):
 
 
 def test_benchmark_script_writes_json_and_markdown(tmp_path, val):
-    spec = importlib.util.spec_from_file_location("bench_short_range", REPO / "benchmarks" / "short_range.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = load_benchmark("short_range")
     js, md = tmp_path / "sr.json", tmp_path / "sr.md"
     mod.main(["--max-pairs", "3", "--methods", "hold,ncc", "--json", str(js), "--md", str(md), "--no-progress"])
     r = json.loads(js.read_text())
@@ -217,10 +216,7 @@ def test_benchmark_script_writes_json_and_markdown(tmp_path, val):
 
 
 def _bench_module():
-    spec = importlib.util.spec_from_file_location("bench_short_range", REPO / "benchmarks" / "short_range.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_benchmark("short_range")
 
 
 def test_acceptance_checks_read_the_ordering_and_the_time_bars_per_window():
@@ -252,9 +248,7 @@ def test_acceptance_checks_read_the_ordering_and_the_time_bars_per_window():
 
 
 def test_benchmark_script_untrained_one_size(tmp_path, crossing):
-    spec = importlib.util.spec_from_file_location("bench_short_range", REPO / "benchmarks" / "short_range.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = load_benchmark("short_range")
     js, md = tmp_path / "sr.json", tmp_path / "sr.md"
     mod.main(["--max-pairs", "2", "--methods", "patchnet,hold", "--response-sizes", "13", "--sweep-sizes", "29",
               "--untrained", "--json", str(js), "--md", str(md), "--no-progress"])
@@ -297,9 +291,7 @@ def test_benchmark_updates_the_weight_records_it_measured(tmp_path, crossing):
     weights.mkdir()
     for f in WEIGHTS_DIR.glob("patchnet.shared_train.*"):
         shutil.copy(f, weights / f.name)
-    spec = importlib.util.spec_from_file_location("bench_short_range", REPO / "benchmarks" / "short_range.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = load_benchmark("short_range")
     js, md = tmp_path / "sr.json", tmp_path / "sr.md"
     mod.main(["--max-pairs", "3", "--methods", "patchnet,hold", "--response-sizes", "7", "--sweep-sizes", "", "--weights-dir",
               str(weights), "--update-records", "--json", str(js), "--md", str(md), "--no-progress"])
@@ -313,9 +305,7 @@ def test_benchmark_updates_the_weight_records_it_measured(tmp_path, crossing):
 
 def test_weight_records_take_patchnets_row_not_the_edge_follow_row(tmp_path):
     """Both rows run the same weights; the record must quote the one-search protocol of the paper."""
-    spec = importlib.util.spec_from_file_location("bench_short_range", REPO / "benchmarks" / "short_range.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = load_benchmark("short_range")
     (tmp_path / "patchnet.test.json").write_text(json.dumps({"metrics": {}, "speed": {}}))
     row = {"weights": "patchnet.test", "miss_rate": 0.6, "mean_iou": 0.4, "ms_per_match_b1": 2.0,
            "ms_per_match_b16": 1.0}

@@ -1,20 +1,17 @@
 """benchmarks/tracking.py: every Table 3 row builds the skip-frame tracker that its label names."""
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
+from benchmark_scripts import load_benchmark
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def _benchmark():
-    spec = importlib.util.spec_from_file_location("bench_tracking", REPO / "benchmarks" / "tracking.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_benchmark("tracking")
 
 
 @pytest.fixture(scope="module")
