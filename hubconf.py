@@ -92,7 +92,8 @@ def skip_frame_detector(detector="fastestdet", key_frame_interval: int = 5, poli
             ``../shared/weights``; ``onnx:PATH``, ``effdet:NAME[:CHECKPOINT]``, ``torchvision:NAME[:WEIGHTS]``,
             ``python:MODULE:FUNCTION``), or a detector object (effdet bench, torchvision model, callable).
         key_frame_interval: the detector runs every N frames (``policy="adaptive"``: at most every N).
-        **kwargs: ``SkipFrameDetector`` options (``inter``, ``boundary``, ``response_size``...).
+        **kwargs: ``SkipFrameDetector`` options (``inter``, ``boundary``, ``response_size``,
+            ``track_ids=True`` for an identity per box...).
 
     Call ``reset()`` at the start of every video; ``det(rgb_frame)`` returns ``Detections``.
     """
