@@ -213,6 +213,7 @@ class SkipFrameDetector:
             self.identities.reset()
         self._id_state = None  # the identities before the last key frame's association (look-ahead)
         self._est_frame = -1  # the frame (count of frames seen) the carried estimates are for
+        self._forward = None  # look-ahead: the forward carry when the key frame ran (see _meet)
         self._est: np.ndarray | None = None  # (N, 4) float64 x,y,w,h, unclipped estimates
         self._templates = None
         self._trackers: list = []
@@ -377,16 +378,21 @@ class SkipFrameDetector:
 
     def _meet(self, forward: Detections, later: list[list]):
         """Associate where the two carries meet. The key frame's ids were first given against the
-        forward carry as it stood half a gap before; done again between the last frame carried
-        forwards and the first carried backwards (one frame apart), the association sees the boxes
-        where they are. Relabels the backward-carried frames and the carried state."""
+        forward carry as it stood half a gap before; done again in the first frame carried
+        backwards, the association sees the boxes where they are: the forward boxes carried into
+        that frame too (fixed policy), and where they were one frame before (as on a key frame
+        without look-ahead: the larger overlap counts). Relabels the backward-carried frames and
+        the carried state."""
         key = self._key
         first = later[0][1]
         # each key-frame box where it is in the first backward-carried frame, else where it was detected
         at_meeting = np.array([first.boxes[first.track_ids == t][0] if (first.track_ids == t).any() else b
                                for b, t in zip(key.boxes, key.track_ids)], np.float32).reshape(-1, 4)
+        carried, before = forward, None
+        if self._forward is not None and len(self._forward[0]):
+            carried, before = self._forward_into(later[0][0]), forward
         self.identities.restore(self._id_state)
-        final = self.identities.assign(Detections(at_meeting, key.scores, key.class_ids, False), forward)
+        final = self.identities.assign(Detections(at_meeting, key.scores, key.class_ids, False), carried, before)
         mapping = dict(zip(key.track_ids.tolist(), final.track_ids.tolist()))
 
         def relabel(d: Detections) -> Detections:
@@ -396,6 +402,20 @@ class SkipFrameDetector:
             slot[1] = relabel(slot[1])
         self._key = relabel(self._key)
         return relabel
+
+    def _forward_into(self, frame: np.ndarray) -> Detections:
+        """The forward carry saved before the key frame ran, carried one frame further (into
+        ``frame``); the key frame's state is put back afterwards."""
+        state = (self._key, self._est, self._templates, self._trackers, self.last_was_key,
+                 self.last_confidence, self._est_frame)
+        self._key, self._est, self._templates, self._trackers = self._forward
+        try:
+            self._inter_frame(frame)
+            return self._carried()
+        finally:
+            (self._key, self._est, self._templates, self._trackers, self.last_was_key,
+             self.last_confidence, self._est_frame) = state
+            self._forward = None
 
     # -------------------------------------------------------------------------------- key frames
     def _key_frame(self, frame: np.ndarray, thumb: np.ndarray | None = None) -> Detections:
@@ -411,6 +431,10 @@ class SkipFrameDetector:
         det = det.with_key_frame(True)
         if self.identities is not None:
             self._id_state = self.identities.state() if self.lookahead else None
+            # look-ahead, fixed policy: the forward carry stands at the last frame carried forwards,
+            # where _meet takes it one frame further
+            self._forward = (self._key, self._est, self._templates, self._trackers) \
+                if self.lookahead and self.policy == "fixed" and self._key is not None else None
             det = self.identities.assign(det, *self._carried_to(frame))
         self._key = det
         self._est = det.xywh.astype(np.float64)
