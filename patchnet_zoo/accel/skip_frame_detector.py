@@ -47,8 +47,9 @@ The scheme (the paper's §5.1, after Detect or Track):
 
 * **Track ids** (``track_ids=True``): a carried box keeps the id of the key-frame detection it came
   from, and a key frame's detections take the ids of the carried boxes they overlap
-  (``accel.track_ids.KeyFrameIdentities``). With look-ahead the ids are settled where the forward
-  and the backward carry meet, one frame apart.
+  (``accel.track_ids.KeyFrameIdentities``), carried into the key frame first. With look-ahead the
+  ids are settled where the two carries meet: in the first frame carried backwards, against the
+  forward boxes carried into it as well.
 
 The detection package never imports OpenCV at module level, and neither does this module; the
 OpenCV trackers load when ``inter`` is ``kcf`` / ``mosse``.
