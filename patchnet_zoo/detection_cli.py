@@ -234,6 +234,7 @@ def detect_file(video, make_detector_fn, out_dir, classes=None, max_frames: int 
     writer = VideoWriter(out_dir / "annotated.mp4", fps=fps) if write_video else None
     txt = out_dir / "detections.txt"
     n = boxes_total = keys = 0
+    track_ids: set[int] = set()
     seconds = 0.0
     hw = None
     bar = tqdm(total=total, desc=f"detecting {video.name}", unit="frame", disable=not progress, leave=False)
@@ -250,6 +251,7 @@ def detect_file(video, make_detector_fn, out_dir, classes=None, max_frames: int 
                 for (x, y, w, h), s, c, tid in zip(d.xywh, d.scores, d.class_ids, d.track_ids):
                     f.write(f"{i + 1},{int(tid)},{x + 1:.2f},{y + 1:.2f},{w:.2f},{h:.2f},{s:.4f},{int(c)},{int(key)}\n")
                 boxes_total += len(d)
+                track_ids.update(int(t) for t in d.track_ids if t >= 0)
                 if writer is not None:
                     names = [(class_names[c] if class_names and 0 <= c < len(class_names) else str(c)) for c in d.class_ids]
                     img = frame.copy()
@@ -274,6 +276,7 @@ def detect_file(video, make_detector_fn, out_dir, classes=None, max_frames: int 
         "frame_size": [int(hw[1]), int(hw[0])],
         "key_frames": int(keys),
         "boxes": int(boxes_total),
+        "tracks": len(track_ids) if track_ids else None,  # distinct track ids (None: no ids assigned)
         "seconds": seconds,
         "ms_per_frame": 1000 * seconds / n,
         "detector": getattr(det, "name", "detector"),
@@ -295,6 +298,7 @@ def cmd_detect(a: argparse.Namespace) -> int:
     s = detect_file(video, make, a.out, classes=a.classes, max_frames=a.max_frames, progress=not a.no_progress,
                     write_video=not a.no_video, class_names=getattr(base, "class_names", None))
     print(f"{s['detector']}: {s['frames']} frames, {s['key_frames']} key frames, {s['boxes']} boxes, "
+          + (f"{s['tracks']} tracks, " if s["tracks"] else "") +
           f"{s['ms_per_frame']:.1f} ms per frame")
     for kind, name in s["outputs"].items():
         if name:

@@ -71,9 +71,11 @@ def test_detect_track_ids_write_a_mot_tracking_result(tud_video, tmp_path):
         key = f - (f - 1) % 3
         assert set(ids[frames == f]) <= set(ids[frames == key])
     assert len(set(ids)) < len(ids) / 3
+    assert json.loads((out / "summary.json").read_text())["tracks"] == len(set(ids))
     assert cli.main(["detect", str(tud_video), "--key-frame-interval", "3", "--classes", "0", "--no-video",
                      "--out", str(tmp_path / "plain"), "--no-progress"]) == 0
     assert (_rows(tmp_path / "plain" / "detections.txt")[:, 1] == -1).all()
+    assert json.loads((tmp_path / "plain" / "summary.json").read_text())["tracks"] is None
 
 
 def test_detect_video_with_lookahead(tud_video, tmp_path):
