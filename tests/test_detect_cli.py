@@ -148,6 +148,24 @@ def test_benchmark_detection_json(tud_dir, tmp_path):
     assert c["map50"] != r["map50"] or c["map"] != r["map"]  # the boxes were placed differently
 
 
+def test_benchmark_detection_scores_identities(data_root, tmp_path, capsys):
+    """--track-ids: the JSON gains pooled and per-sequence IDF1 / MOTA / switches for the skip-frame
+    run and the per-frame IoU tracker, computed from real MOT ground-truth ids."""
+    if not (data_root / "mot" / "TUD-Campus").is_dir():
+        pytest.skip("no MOTChallenge sequences")
+    out = tmp_path / "ids.json"
+    assert cli.main(["benchmark", "detection", "--data", str(data_root / "mot" / "TUD-Campus"), "--key-frame-interval",
+                     "3", "--score-threshold", "0.5", "--track-ids", "--max-frames", "12", "--json", str(out)]) == 0
+    r = json.loads(out.read_text())
+    ids = r["identity"]
+    assert r["config"]["track_ids"] and set(ids) == {"pooled", "per_sequence", "per_frame"}
+    for m in (ids["pooled"], ids["per_frame"]):
+        assert 0.0 < m["idf1"] <= 1.0 and m["mota"] <= 1.0 and m["id_switches"] >= 0
+    seq = ids["per_sequence"]["TUD-Campus"]
+    assert ids["pooled"]["idf1"] == pytest.approx(seq["idf1"]) and seq["frames"] == 12
+    assert "identities: IDF1" in capsys.readouterr().out
+
+
 @pytest.mark.parametrize("argv, message", [
     (["detect", "missing.mp4", "--out", "x"], "no video file"),
     (["detect", "{video}", "--detector", "yolo:v8", "--out", "{tmp}"], "unknown detector spec"),

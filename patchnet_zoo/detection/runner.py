@@ -18,7 +18,7 @@ from .detections import Detections
 from .mot_eval import FrameTruth, evaluate_map, load_mot_ground_truth, mot_frame_paths
 
 __all__ = ["MotSequence", "find_mot_sequences", "load_mot_sequences", "run_frames", "score_run",
-           "benchmark_detection", "group_name"]
+           "benchmark_detection", "identity_scores", "group_name"]
 
 
 @dataclass
@@ -149,3 +149,15 @@ def benchmark_detection(make, sequences: list[MotSequence], class_id: int = 0, p
     })
     result["_detections"] = runs
     return result
+
+
+def identity_scores(runs: dict[str, list[Detections]], sequences: list[MotSequence], class_id: int = 0) -> dict:
+    """``{"pooled": ..., "per_sequence": {...}}``: CLEAR MOT and IDF1 (``mot_identity``) of the
+    tracked boxes of class ``class_id`` in each sequence (every box with a track id), and the counts
+    of all sequences pooled (``mot_identity.pool``)."""
+    from .mot_identity import identity_metrics, pool
+
+    per_seq = {s.name: identity_metrics([d.filter(class_ids=[class_id]) for d in runs[s.name]], s.truths)
+               for s in sequences}
+    return {"pooled": pool(list(per_seq.values())), "per_sequence": per_seq}
+
