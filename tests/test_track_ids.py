@@ -252,3 +252,26 @@ def test_a_fast_target_keeps_its_id_because_boxes_are_carried_into_the_key_frame
     assert ids() == {0}
     monkeypatch.setattr(SkipFrameDetector, "_carried_to", lambda self, frame: (self._carried(), None))
     assert len(ids()) == 6  # a new id on every key frame: 0, 3, ..., 15
+
+
+@pytest.mark.parametrize("n", [1, 2, 5])
+@pytest.mark.parametrize("lookahead, policy, inter", [(False, "fixed", "patchnet"), (True, "fixed", "patchnet"),
+                                                     (False, "adaptive", "hold"), (True, "adaptive", "patchnet")])
+def test_every_box_has_one_id_whatever_the_schedule(n, lookahead, policy, inter):
+    """Random detections (some frames empty, two classes) through every schedule: every returned box
+    has an id >= 0 and no id appears twice in a frame."""
+    rng = np.random.default_rng(n)
+    frames = [(rng.random((90, 160, 3)) * 255).astype(np.uint8) for _ in range(11)]
+    index = {id(f): i for i, f in enumerate(frames)}
+    dets = []
+    for _ in frames:
+        k = int(rng.integers(0, 5))
+        xy, wh = rng.random((k, 2)) * [120, 60], 5 + rng.random((k, 2)) * 25
+        dets.append(Detections(np.concatenate([xy, xy + wh], 1), rng.random(k), rng.integers(0, 2, k), True))
+    det = accelerate_detector(lambda f: dets[index[id(f)]], key_frame_interval=n, track_ids=True,
+                              lookahead=lookahead, policy=policy, inter=inter)
+    out = list(det.process(frames))
+    assert len(out) == len(frames)
+    for d in out:
+        ids = d.track_ids.tolist()
+        assert all(t >= 0 for t in ids) and len(set(ids)) == len(ids)
