@@ -115,7 +115,9 @@ def to_markdown(result: dict, command: str) -> str:
         f"{result['threads']} thread(s), Python {m.get('python')}.", "",
         "FastestDet (person class, score >= 0.5) on key frames; `SkipFrameDetector(track_ids=True)`: a carried "
         "box keeps its key-frame detection's id, a key frame's detections take the ids of the carried boxes they "
-        "overlap (IoU >= 0.3, one-to-one; a box missed on one key frame is remembered for the next). The "
+        "overlap (IoU >= 0.3, one-to-one, the larger overlap with a box where it was last seen and where it was "
+        "carried into the key frame; a box missed on one key frame is remembered for the next; with look-ahead, "
+        "settled in the first frame carried backwards). The "
         "per-frame row is the detector on every frame with the same association: an IoU tracker. "
         "Sequences: " + ", ".join(f"{s} ({result['frames'][s]} frames)" for s in result["sequences"]) +
         "; each weighs the same in the means. Metrics: IDF1 and MOTA at IoU 0.5 (CLEAR MOT, IDF1 as the "
