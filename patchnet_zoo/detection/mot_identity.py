@@ -89,7 +89,7 @@ def identity_metrics(tracks: list[Detections], truths: list[FrameTruth], iou_thr
         for gi, g in enumerate(g_ids):  # correspondences that still hold are kept
             if g in last and last[g] in h_ids:
                 hi = h_ids.index(last[g])
-                if valid[gi, hi] and cost[gi, hi] < _INVALID:
+                if cost[gi, hi] < _INVALID:  # still a match, not taken by an earlier kept pair
                     pairs.append((gi, hi))
                     cost[gi, :] = _INVALID
                     cost[:, hi] = _INVALID
