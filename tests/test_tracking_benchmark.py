@@ -69,7 +69,7 @@ def test_bar_plot_draws_every_model_through_its_intervals(tmp_path):
     assert img[..., :3].std() > 0.05  # something was drawn, not a blank canvas
 
 
-@pytest.mark.parametrize("name", ["tracking", "tracking_two_cores", "tracking_second_cpu"])
+@pytest.mark.parametrize("name", ["tracking", "tracking_two_cores", "tracking_second_cpu", "tracking_compiled"])
 def test_render_rewrites_the_published_page_from_its_json(tmp_path, name):
     """`--render` rebuilds the tables and plots of a finished run without tracking anything: from
     the published JSON it gives the published markdown back, with its command (and the two-core
@@ -149,3 +149,35 @@ def test_paper_protocol_check_uses_the_fallback_run_closest_to_the_matched_inter
     assert mod._paper_protocol_check({}, 4, others) == []
     # a fallback run far from the matched interval is no match
     assert mod._paper_protocol_check({"skip/nanotrack/patchnet+conf/N4": run(0.8, 2.5)}, 4, others) == []
+
+
+def test_one_carrier_check_needs_table_3s_bar_and_table_4s_ordering_from_the_same_carrier():
+    """A carrier passes only if one of its fallback runs meets all three of Table 3's bars and its
+    row between the same key frames beats hold, MOSSE and KCF*; carriers without both kinds of row
+    are not judged."""
+    mod = _benchmark()
+
+    def run(success, interval=3.96, fps=100.0):
+        return {"success": success, "effective_interval": interval, "fps": fps}
+
+    pf = run(0.75, 1.0, 100.0)
+    others = {"hold": run(0.5), "kcf": run(0.72), "mosse": run(0.55)}
+    runs = {
+        "skip/nanotrack/patchnet-zero-mean+conf/N3": run(0.74, 2.9, 170.0),  # too slow
+        "skip/nanotrack/patchnet-zero-mean+conf/N6": run(0.73, 5.3, 200.0),  # 97.3 %, 2.0x
+        "inter/nanotrack/patchnet-zero-mean/N4": run(0.731),
+        "skip/nanotrack/patchnet+conf/N6": run(0.74, 4.2, 190.0),
+        "inter/nanotrack/patchnet/N4": run(0.70),  # below KCF*
+        "skip/nanotrack/patchnet-k4+conf/N6": run(0.72, 4.1, 190.0),  # 96 %
+        "inter/nanotrack/patchnet-k4/N4": run(0.80),
+        "inter/nanotrack/patchnet-lead/N4": run(0.80),  # no Table 3 rows: not judged
+    }
+    lines = mod._one_carrier_checks(runs, 4, others, pf)
+    assert len(lines) == 3
+    zero_mean, = [line for line in lines if "PatchNet zero-mean:" in line]
+    assert "met at max N = 6 (97.3 % at 5.30, 2.00×)" in zero_mean and "N = 3" not in zero_mean
+    assert "0.731, above hold 0.500, kcf 0.720, mosse 0.550" in zero_mean and zero_mean.endswith("**both met**.")
+    paper, = [line for line in lines if "PatchNet:" in line]
+    assert "met at max N = 6" in paper and "not above all of" in paper and paper.endswith("**not both**.")
+    k4, = [line for line in lines if "PatchNet K4:" in line]
+    assert "not met at any max N" in k4 and k4.endswith("**not both**.")
