@@ -262,3 +262,32 @@ def test_decoding_options_reach_the_skip_frame_trackers_matcher(tld_video, capsy
         with pytest.raises(SystemExit) as e:
             cli.main(common + [flag, bad])
         assert e.value.code == 2 and flag in capsys.readouterr().err
+
+
+def test_one_time_costs_are_warmed_up_outside_the_timed_tracking(tld_video, tmp_path, capsys):
+    """A tracker whose first update in the process is slow (as a compiled match's first call is,
+    while it compiles) meets it in the untimed warm-up: ``tracking_fps`` counts the real run only,
+    the warm-up's seconds are recorded and named beside the fps."""
+    import time
+
+    from patchnet_zoo.tracking_cli import WARMUP_NOTE_SECONDS, track_file
+
+    video, box = tld_video
+    first_update = {"done": False}
+
+    class CompilesOnFirstUpdate:
+        def init(self, image, box):
+            self.box = list(box)
+
+        def update(self, image):
+            if not first_update["done"]:
+                first_update["done"] = True
+                time.sleep(WARMUP_NOTE_SECONDS + 0.5)
+            return self.box
+
+    factory = CompilesOnFirstUpdate
+    summary = track_file(video, [float(v) for v in box.split(",")], factory, tmp_path / "out", max_frames=5,
+                         progress=False)
+    assert summary["warmup_seconds"] >= WARMUP_NOTE_SECONDS + 0.5
+    assert summary["tracking_seconds"] < WARMUP_NOTE_SECONDS  # five frames of a box copy
+    assert json.loads((tmp_path / "out" / "summary.json").read_text())["warmup_seconds"] == summary["warmup_seconds"]
