@@ -19,7 +19,8 @@ user's to fix (unknown model, missing file, bad data) print one line to stderr a
 set ``PATCHNET_ZOO_DEBUG=1`` to see the traceback instead.
 
 Every command first calls ``patchnet_zoo._runtime.cap_openmp_spinning()`` (before torch loads) and
-``tune_cpu_allocator()`` (faster CPU inference on glibc, see that module). Heavy modules are
+``tune_cpu_allocator()`` (faster CPU inference on glibc, see that module), and sets
+``OPENCV_LOG_LEVEL=ERROR`` unless it is set. Heavy modules are
 imported by the command that needs them, so ``--help`` is instant.
 """
 from __future__ import annotations
@@ -375,6 +376,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     from ._runtime import cap_openmp_spinning, set_threads, tune_cpu_allocator
 
     cap_openmp_spinning()  # before anything loads torch
+    # before anything loads OpenCV: its DNN module warns on every NanoTrack load that "targets are
+    # not supported by the new graph engine", which says nothing to act on (set it to see them)
+    os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
     _log_to_stderr()
 
     # global options before the command

@@ -21,6 +21,7 @@ without it.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
@@ -309,6 +310,19 @@ def _prune(folder: Path, keep: int) -> list[Path]:
     return removed
 
 
+@contextlib.contextmanager
+def _quiet_cuda_lookup():
+    """Silence torch's warning, while it builds a CPU package, that no CUDA runtime is found: it
+    says nothing about the CPU graph and looks like an error on every machine without a GPU."""
+    log = logging.getLogger("torch.utils.cpp_extension")
+    level = log.level
+    log.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        log.setLevel(level)
+
+
 def _load_or_build(crops, filters, prev, constants: GraphConstants, options: dict, signature: tuple):
     path = _cache_path(constants, signature)
     if path.exists():
@@ -325,7 +339,8 @@ def _load_or_build(crops, filters, prev, constants: GraphConstants, options: dic
             program = torch.export.export(_MatchModule(constants, options), example)
         tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.pt2")
         try:
-            torch._inductor.aoti_compile_and_package(program, package_path=str(tmp))
+            with _quiet_cuda_lookup():
+                torch._inductor.aoti_compile_and_package(program, package_path=str(tmp))
             os.replace(tmp, path)  # whole files only: another process may be building the same one
         finally:
             tmp.unlink(missing_ok=True)
