@@ -263,6 +263,11 @@ def read_ground_truth(path) -> "np.ndarray":
 
 #: a warm-up at least this long (compiling, mostly) is named beside the fps
 WARMUP_NOTE_SECONDS = 1.0
+def warmup_note(seconds: float) -> str:
+    """`` (after a 12.3 s warm-up, not counted)`` where the warm-up was long enough to matter."""
+    return f" (after a {seconds:.1f} s warm-up, not counted)" if seconds >= WARMUP_NOTE_SECONDS else ""
+
+
 #: untimed updates of the warm-up tracker on the first frame (the first inter frame's match compiles)
 WARMUP_UPDATES = 2
 
@@ -431,8 +436,7 @@ def cmd_track(a: argparse.Namespace) -> int:
     print(f"{summary['tracker']}: {summary['frames']} frames, {summary['key_frames']} key frames "
           f"(effective interval {summary['effective_interval']:.2f}), "
           f"{summary['tracking_fps'] or float('nan'):.1f} fps tracking"
-          + (f" (after a {summary['warmup_seconds']:.1f} s warm-up, not counted)"
-             if summary["warmup_seconds"] >= WARMUP_NOTE_SECONDS else ""))
+          + warmup_note(summary["warmup_seconds"]))
     g = summary.get("ground_truth")
     if g is not None:
         fmt = lambda v: "n/a" if v is None else f"{v:.3f}"  # noqa: E731

@@ -176,3 +176,31 @@ def test_errors_are_one_line(argv, message, tud_video, tmp_path, capsys):
     assert cli.main(argv) == 2
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1
+
+
+def test_one_time_costs_are_warmed_up_outside_ms_per_frame(tud_video, tmp_path):
+    """A detector whose first call in the process is slow (a model's first run, a compiled match
+    compiling) meets it in the untimed warm-up before ``reset()``: ``ms_per_frame`` counts the real
+    run only, the key frames and statistics are the real run's, and the warm-up's seconds are kept."""
+    import time
+
+    from patchnet_zoo.accel import accelerate_detector
+    from patchnet_zoo.detection_cli import detect_file
+    from patchnet_zoo.tracking_cli import WARMUP_NOTE_SECONDS
+
+    calls = {"n": 0}
+
+    def slow_first_call(frame):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            time.sleep(WARMUP_NOTE_SECONDS + 0.5)
+        return {"boxes": np.array([[100.0, 100.0, 160.0, 260.0]]), "scores": np.array([0.9]),
+                "labels": np.array([0])}
+
+    summary = detect_file(tud_video, lambda: accelerate_detector(slow_first_call, key_frame_interval=4),
+                          tmp_path / "out", progress=False, write_video=False)
+    assert summary["warmup_seconds"] >= WARMUP_NOTE_SECONDS + 0.5
+    assert summary["ms_per_frame"] * summary["frames"] < 1000 * WARMUP_NOTE_SECONDS
+    assert summary["key_frames"] == 3 and summary["stats"]["key_frames"] == 3 and summary["stats"]["frames"] == 9
+    assert calls["n"] == 1 + 3  # the warm-up's key frame, then the run's three
+    assert len(_rows(tmp_path / "out" / "detections.txt")) == 9  # one box carried through every frame
