@@ -409,7 +409,8 @@ def _one_carrier_checks(runs: dict, n: int, others: dict, pf: dict) -> list[str]
         fallback = {k: r for k, r in runs.items() if k.startswith(f"skip/nanotrack/{inter}+")}
         if not fixed or not fallback or not any(others.values()):
             continue
-        met = [(k.rsplit("/N", 1)[1], *_table3_bar(r, pf)[0]) for k, r in fallback.items() if all(_table3_bar(r, pf)[1])]
+        bars = {k.rsplit("/N", 1)[1]: _table3_bar(r, pf) for k, r in fallback.items()}
+        met = [(m, *values) for m, (values, ok) in bars.items() if all(ok)]
         table3 = ("Table 3's bar met at max N = " + ", ".join(f"{m} ({100 * s:.1f} % at {e:.2f}, {f:.2f}×)"
                                                           for m, e, s, f in met)
                   if met else "Table 3's bar not met at any max N")

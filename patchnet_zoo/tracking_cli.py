@@ -263,6 +263,8 @@ def read_ground_truth(path) -> "np.ndarray":
 
 #: a warm-up at least this long (compiling, mostly) is named beside the fps
 WARMUP_NOTE_SECONDS = 1.0
+
+
 def warmup_note(seconds: float) -> str:
     """`` (after a 12.3 s warm-up, not counted)`` where the warm-up was long enough to matter."""
     return f" (after a {seconds:.1f} s warm-up, not counted)" if seconds >= WARMUP_NOTE_SECONDS else ""
