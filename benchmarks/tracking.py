@@ -585,6 +585,8 @@ def write_plots(result: dict, out_dir: Path, prefix: str) -> dict:
             return f"{PER_FRAME_LABELS.get(parts[1], parts[1])} + {SKIP_LABELS.get(inter, inter)} +conf, max {parts[3]}"
         return f"{INTER_LABELS.get(parts[2], parts[2])}, {parts[3]}"
 
+    # a plot seen without its page (the results overview) says what sets its run apart
+    where = f"{result['split']} split" + (", every PatchNet match compiled" if result.get("compiled") else "")
     per_frame = [k for k in runs if k.startswith("per_frame/")]
     # without Table 2 the only per-frame run is each base tracker's own, drawn in its skip-frame plot
     groups = {"Per-frame trackers": per_frame} if len(per_frame) > len(result["bases"]) else {}
@@ -606,12 +608,12 @@ def write_plots(result: dict, out_dir: Path, prefix: str) -> dict:
         slug = "_".join(re.findall(r"[a-z0-9]+", title.lower()))
         path = out_dir / f"{prefix}_{slug}.png"
         plot_success_precision({label(k): curves_for_plot(runs[k]) for k in keys}, path,
-                               title=f"{title} ({result['split']} split)")
+                               title=f"{title} ({where})")
         plots[title] = path.name
     if "per_frame/nanotrack" in runs and any(k.startswith("skip/nanotrack/") for k in runs):
         title = "Skip-frame NanoTrack: speed-up and accuracy against the bar"
         path = out_dir / f"{prefix}_skip_frame_nanotrack_bar.png"
-        plot_skip_frame_bar(runs, path, title=f"{title} ({result['split']} split)")
+        plot_skip_frame_bar(runs, path, title=f"{title} ({where})")
         plots[title] = path.name
     return plots
 
