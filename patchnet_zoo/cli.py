@@ -220,7 +220,7 @@ def cmd_short_range(a: argparse.Namespace) -> int:
     from .eval.short_range import run_short_range
 
     result = run_short_range(_data_root(a.data), a.split, a.gap, a.methods, a.max_pairs,
-                             response_size=a.response_size)
+                             response_size=a.response_size, progress=not a.no_progress)
     print_table(dict(result) if isinstance(result, dict) else {"result": result})
     print(f"wrote {_write_json(a.json, result)}", file=sys.stderr)
     return 0
@@ -327,6 +327,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="PatchNet response size, odd (default: %(default)s = the paper's window, 1.86x the "
                          "box; 13 = 2.61x; 25 = 4.11x, the Siamese trackers' search region; same weights); NCC "
                          "searches the same window")
+    sr.add_argument("--no-progress", action="store_true", help="no progress bar")
     sr.set_defaults(func=cmd_short_range)
     from .tracking_cli import add_ope_parser, add_track_parser  # light: the commands import the rest
 

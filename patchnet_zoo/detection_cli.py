@@ -113,6 +113,7 @@ def add_benchmark_detection_parser(bsub, data_help: str = "data root") -> argpar
                         "IDF1, MOTA and identity switches, pooled over the sequences, beside those of the "
                         "per-frame detector with the same association (an IoU tracker)")
     b.add_argument("--json", required=True, metavar="OUT", help="where to write the results")
+    b.add_argument("--no-progress", action="store_true", help="no progress bar")
     b.set_defaults(func=cmd_benchmark_detection)
     return b
 
@@ -343,15 +344,16 @@ def cmd_benchmark_detection(a: argparse.Namespace) -> int:
 
     paths = find_mot_sequences(_data_root(a.data))  # bad data fails before the detector loads
     base, make = _build(a)
-    seqs = load_mot_sequences(paths, max_frames=a.max_frames, progress=True)
+    progress = not a.no_progress
+    seqs = load_mot_sequences(paths, max_frames=a.max_frames, progress=progress)
     base(seqs[0].frames[0])  # warm-up outside the clock
-    per_frame = benchmark_detection(lambda: base, seqs, class_id=a.class_id, progress=True)
+    per_frame = benchmark_detection(lambda: base, seqs, class_id=a.class_id, progress=progress)
     if a.key_frame_interval == 1 and not a.track_ids:
         run = per_frame
     else:
         # the first PatchNet match of a process pays a one-off set-up cost
         run_frames(make(), seqs[0].frames[: min(3, len(seqs[0].frames))])
-        run = benchmark_detection(make, seqs, class_id=a.class_id, progress=True)
+        run = benchmark_detection(make, seqs, class_id=a.class_id, progress=progress)
     result = {
         "map50": run["map50"], "map": run["map"], "ms_per_frame": run["ms_per_frame"],
         "speedup": per_frame["ms_per_frame"] / run["ms_per_frame"],

@@ -141,6 +141,7 @@ def add_ope_parser(bsub, data_help: str = "data root") -> argparse.ArgumentParse
     _add_tracker_arguments(o, tracker_required=True)
     o.add_argument("--json", required=True, metavar="OUT", help="where to write the results")
     o.add_argument("--plot", default=None, metavar="PNG", help="also write the success and precision plots")
+    o.add_argument("--no-progress", action="store_true", help="no progress bar")
     o.set_defaults(func=cmd_benchmark_ope)
     return o
 
@@ -189,7 +190,7 @@ def cmd_benchmark_ope(a: argparse.Namespace) -> int:
     if not sequences:
         raise ValueError(f"split {a.split!r} lists no sequences")
     factory = _factory_from_args(a)
-    result = run_ope(factory, sequences, progress=True, max_frames=a.max_frames)
+    result = run_ope(factory, sequences, progress=not a.no_progress, max_frames=a.max_frames)
     result["split"] = str(a.split)
     result["machine"] = machine_info()  # fps mean little without the machine and its thread counts
     print(f"# {factory.name} on {a.split} ({result['sequences']} sequences, {result['frames']} frames)")

@@ -118,3 +118,17 @@ def test_the_packages_progress_messages_reach_stderr_once(capsys):
     logging.getLogger("some_other_library").info("not ours")
     err = capsys.readouterr().err
     assert err.splitlines() == ["patchnet-zoo: compiling the match"]
+
+
+@pytest.mark.parametrize("args", [
+    ["track", "video.mp4", "--box", "1,1,5,5", "--out", "out"],
+    ["detect", "video.mp4", "--out", "out"],
+    ["benchmark", "ope", "--tracker", "kcf", "--json", "out.json"],
+    ["benchmark", "detection", "--json", "out.json"],
+    ["benchmark", "short-range", "--json", "out.json"],
+], ids=lambda a: " ".join(a[:2]))
+def test_every_long_command_can_run_without_a_progress_bar(args):
+    """Every command that works through videos takes ``--no-progress`` (logs, CI), as the
+    benchmark scripts do."""
+    assert cli.build_parser().parse_args([*args, "--no-progress"]).no_progress is True
+    assert cli.build_parser().parse_args(args).no_progress is False

@@ -188,8 +188,10 @@ def test_benchmark_ope_writes_json(data_root, tmp_path, capsys):
     split.write_text("sot/Crossing\nsot/bag\n")
     out = tmp_path / "ope.json"
     rc = cli.main(["benchmark", "ope", "--data", str(data_root), "--split", str(split), "--tracker", "mosse",
-                   "--max-frames", "10", "--json", str(out)])
-    assert rc == 0, capsys.readouterr().err
+                   "--max-frames", "10", "--json", str(out), "--no-progress"])
+    captured = capsys.readouterr()
+    assert rc == 0, captured.err
+    assert "frame/s" not in captured.err and "it/s" not in captured.err  # --no-progress: no bar
     r = json.loads(out.read_text())
     assert {"success", "precision", "fps", "effective_interval", "per_sequence"} <= set(r)
     assert set(r["per_sequence"]) == {"Crossing", "bag"} and r["frames"] == 20
