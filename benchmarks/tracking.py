@@ -4,7 +4,8 @@ trackers with PatchNet and the confidence fallback, and the inter-frame methods 
 * Table 2 -- per-frame NanoTrack and CSRT (and KCF*, MOSSE for reference).
 * Table 3 -- skip-frame NanoTrack and CSRT: the base tracker at least every N = 2, 3, 4, 6 frames,
   PatchNet in between, a key frame at once when PatchNet's confidence is below 0.8; for NanoTrack
-  also PatchNet K4, the zero-mean models and K4 zero-mean with the rigid centre (``SKIP_INTERS``).
+  also PatchNet K4, the zero-mean models and K4 zero-mean with the rigid centre, and compiled twins
+  of some of them, run beside their eager rows (``SKIP_INTERS``, ``COMPILED``).
 * Table 4 -- the inter-frame methods (hold, KCF*, MOSSE, Patch Aggregation, PatchNet and its
   variants, ``INTER_ORDER``) between the same key frames: NanoTrack exactly every 4th frame (no
   confidence fallback, so every method sees the same key frames); plus PatchNet with the fallback
@@ -82,28 +83,42 @@ K4ZM_RIGID = "patchnet-k4-zero-mean-rigid"
 #: gain of any decoding option on the train split; ``accelerate(t, inter="patchnet-k4", rigid_centre=True)``
 #: (docs/design.md, "K4 with the rigid centre"); the same once more with its match compiled
 K4_RIGID = "patchnet-k4-rigid"
-K4_RIGID_COMPILED = "patchnet-k4-rigid-compiled"
+#: a row key ending in this is its eager twin's configuration with every match compiled
+#: (``accelerate(..., compiled=True)``), run beside it: docs/design.md, "A compiled match" and
+#: "Every match compiled: one carrier for both tracking bars"
+COMPILED = "-compiled"
+K4_RIGID_COMPILED = K4_RIGID + COMPILED
+#: compiled twins beside their eager rows: the paper's model, which meets Table 3's bar only
+#: compiled, and the two carriers that then meet both tracking bars
+PATCHNET_COMPILED = "patchnet" + COMPILED
+ZM_COMPILED = "patchnet-zero-mean" + COMPILED
+K4ZM_RIGID_COMPILED = K4ZM_RIGID + COMPILED
 INTER_LABELS = {
     "hold": "hold (repeat the key-frame box)",
     "kcf": "KCF* (gate off, primed)",
     "mosse": "MOSSE (primed)",
     "patch-aggregation": "Patch Aggregation (ours: no Fourier, no box regression)",
     "patchnet": "PatchNet (ours)",
+    PATCHNET_COMPILED: "PatchNet, compiled match (ours)",
     "patchnet-lead": f"PatchNet (ours), search leading by {LEAD:g} x the last displacement",
     "patchnet-k4": "PatchNet K4 (ours: 4x4-pixel patches, half the MACs)",
     "patchnet-zero-mean": "PatchNet, zero-mean patches (ours)",
     "patchnet-k4-zero-mean": "PatchNet K4, zero-mean patches (ours)",
     K4ZM_RIGID: f"PatchNet K4, zero-mean patches, rigid centre, search leading by {LEAD:g} (ours)",
+    ZM_COMPILED: "PatchNet, zero-mean patches, compiled match (ours)",
+    K4ZM_RIGID_COMPILED: f"PatchNet K4, zero-mean patches, rigid centre, search leading by {LEAD:g}, compiled match (ours)",
 }
-INTER_ORDER = ("hold", "kcf", "mosse", "patch-aggregation", "patchnet", "patchnet-lead", "patchnet-k4",
-               "patchnet-zero-mean", "patchnet-k4-zero-mean", K4ZM_RIGID)
+INTER_ORDER = ("hold", "kcf", "mosse", "patch-aggregation", "patchnet", PATCHNET_COMPILED, "patchnet-lead", "patchnet-k4",
+               "patchnet-zero-mean", ZM_COMPILED, "patchnet-k4-zero-mean", K4ZM_RIGID, K4ZM_RIGID_COMPILED)
 #: the PatchNet models between key frames in Table 3, per base tracker (others: the paper's only)
-SKIP_INTERS = {"nanotrack": ("patchnet", "patchnet-k4", K4_RIGID, K4_RIGID_COMPILED, "patchnet-zero-mean",
-                             "patchnet-k4-zero-mean", K4ZM_RIGID)}
-SKIP_LABELS = {"patchnet": "PatchNet", "patchnet-k4": "PatchNet K4", "patchnet-zero-mean": "PatchNet zero-mean",
+SKIP_INTERS = {"nanotrack": ("patchnet", PATCHNET_COMPILED, "patchnet-k4", K4_RIGID, K4_RIGID_COMPILED, "patchnet-zero-mean",
+                             ZM_COMPILED, "patchnet-k4-zero-mean", K4ZM_RIGID, K4ZM_RIGID_COMPILED)}
+SKIP_LABELS = {"patchnet": "PatchNet", PATCHNET_COMPILED: "PatchNet, compiled match", "patchnet-k4": "PatchNet K4", "patchnet-zero-mean": "PatchNet zero-mean",
                "patchnet-k4-zero-mean": "PatchNet K4 zero-mean",
                K4ZM_RIGID: "PatchNet K4 zero-mean, rigid centre", K4_RIGID: "PatchNet K4, rigid centre",
-               K4_RIGID_COMPILED: "PatchNet K4, rigid centre, compiled match"}
+               K4_RIGID_COMPILED: "PatchNet K4, rigid centre, compiled match",
+               ZM_COMPILED: "PatchNet zero-mean, compiled match",
+               K4ZM_RIGID_COMPILED: "PatchNet K4 zero-mean, rigid centre, compiled match"}
 CONF = 0.8  # the paper's confidence fallback; --conf-threshold changes it for every fallback row
 
 # Why one thread by default: on this 2-core machine with other work running (load average 6-9),
@@ -191,14 +206,15 @@ def plan(args) -> tuple[dict, dict, dict]:
     def add(key: str, spec: str, interval: int | None = None, inter: str = "patchnet", conf: float | None = None):
         kwargs = {}
         lead, decoding = args.motion_prior, decoding_options(args)
+        if inter.endswith(COMPILED):  # the eager twin's configuration, every match compiled
+            inter, decoding = inter[: -len(COMPILED)], {**decoding, "compiled": True}
         if inter == "patchnet-lead":
             inter, lead = "patchnet", LEAD
         elif inter == K4ZM_RIGID:  # the lead on a fixed schedule only (see K4ZM_RIGID)
             inter, decoding = "patchnet-k4-zero-mean", {**decoding, "rigid_centre": True}
             lead = LEAD if conf is None else lead
-        elif inter in (K4_RIGID, K4_RIGID_COMPILED):
-            compiled = inter == K4_RIGID_COMPILED or bool(decoding.get("compiled"))
-            inter, decoding = "patchnet-k4", {**decoding, "rigid_centre": True, "compiled": compiled}
+        elif inter == K4_RIGID:
+            inter, decoding = "patchnet-k4", {**decoding, "rigid_centre": True}
         patch = interval is not None and inter in PATCHNET_INTER
         if patch and models.get(inter) is not None:
             kwargs["matcher"] = models[inter]
@@ -377,7 +393,9 @@ def done_checks(result: dict) -> list[str]:
     others = {i: runs.get(f"inter/nanotrack/{i}/N{n}") for i in ("hold", "mosse", "kcf")}
     for key, what in (("patchnet", "PatchNet"), ("patchnet-lead", f"PatchNet with motion prior {LEAD}"),
                       ("patchnet-zero-mean", "PatchNet zero-mean"), ("patchnet-k4-zero-mean", "PatchNet K4 zero-mean"),
-                      (K4ZM_RIGID, f"PatchNet K4 zero-mean, rigid centre, lead {LEAD:g}")):
+                      (K4ZM_RIGID, f"PatchNet K4 zero-mean, rigid centre, lead {LEAD:g}"),
+                      (ZM_COMPILED, "PatchNet zero-mean, compiled match"),
+                      (K4ZM_RIGID_COMPILED, f"PatchNet K4 zero-mean, rigid centre, lead {LEAD:g}, compiled match")):
         pn = runs.get(f"inter/nanotrack/{key}/N{n}")
         if not pn:
             continue
@@ -415,7 +433,8 @@ def _one_carrier_checks(runs: dict, n: int, others: dict, pf: dict) -> list[str]
                                                           for m, e, s, f in met)
                   if met else "Table 3's bar not met at any max N")
         beats = all(fixed["success"] > o["success"] for o in others.values() if o)
-        table4 = (f"between the same every-{n}th key frames{f' (search leading by {LEAD:g})' if inter == K4ZM_RIGID else ''}"
+        lead = f" (search leading by {LEAD:g})" if inter.startswith(K4ZM_RIGID) else ""
+        table4 = (f"between the same every-{n}th key frames{lead}"
                   f" {fixed['success']:.3f}, " + ("above" if beats else "not above all of") + " "
                   + ", ".join(f"{i} {o['success']:.3f}" for i, o in others.items() if o))
         lines.append(f"- One carrier for both bars, {SKIP_LABELS.get(inter, inter)}: {table3}; {table4} → "
@@ -441,6 +460,12 @@ def _paper_protocol_check(runs: dict, n: int, others: dict) -> list[str]:
     return [f"- Matched effective interval (the paper's Table 4 protocol, not the same key frames): PatchNet + "
             f"fallback (max N = {key.rsplit('/N', 1)[1]}) success {r['success']:.3f} at an effective interval of "
             f"{r['effective_interval']:.2f} vs " + ", ".join(beaten) + "."]
+
+
+def _inters(runs: dict) -> set[str]:
+    """The inter-frame methods of the skip-frame and Table 4 rows (``skip/BASE/INTER+conf/N6``,
+    ``inter/nanotrack/INTER/N4``)."""
+    return {k.split("/")[2].split("+")[0] for k in runs if k.count("/") == 3}
 
 
 def to_markdown(result: dict, command: str) -> str:
@@ -491,7 +516,11 @@ def to_markdown(result: dict, command: str) -> str:
         "rows are `accelerate(tracker, inter=\"patchnet-k4\", rigid_centre=True)`, once more with each match "
         "compiled after its crop, to the box (`compiled=True`: the same boxes to float rounding, so a near-tie may fall "
         "the other way; each configuration compiles while it warms up, before the clock starts): see "
-        "docs/design.md, \"K4 with the rigid centre\" and \"A compiled match\".",
+        "docs/design.md, \"K4 with the rigid centre\" and \"A compiled match\"."
+        + (" The other rows marked \"compiled match\" (the paper's model and the zero-mean carriers) are "
+           "their twins without the mark with every match compiled, run beside them: see docs/design.md, "
+           "\"Every match compiled: one carrier for both tracking bars\"."
+           if {PATCHNET_COMPILED, ZM_COMPILED, K4ZM_RIGID_COMPILED} & _inters(runs) else ""),
         "",
         *([f"PatchNet's decoding: `PatchMatcher(select_alpha={result.get('select_alpha')}, "
            f"centre_gain={result.get('centre_gain', 1.0):g}, edge_follow={result.get('edge_follow', 0)}, "
@@ -504,9 +533,9 @@ def to_markdown(result: dict, command: str) -> str:
             "`--compiled`): the boxes are the same as without it to float rounding, and each configuration "
             "compiles while it warms up, before the clock starts; see docs/design.md, \"A compiled "
             "match\"."
-            + (" So the rows \"PatchNet K4, rigid centre\" and \"PatchNet K4, rigid centre, compiled match\" are "
-               "one configuration run twice, side by side: the difference between their times is the run's noise."
-               if any(k.startswith(f"skip/nanotrack/{K4_RIGID_COMPILED}+") for k in result["runs"]) else "")),
+            + (" So each row marked \"compiled match\" is the same configuration as its twin without the mark, "
+               "run beside it: the difference between their times is the run's noise."
+               if any(i.endswith(COMPILED) for i in _inters(runs)) else "")),
            ""] if result.get("compiled") else []),
         "NanoTrack: `nanotrack` is `patchnet_zoo.trackers.nanotrack.NanoTrack` (NanoTrack v2's own graphs "
         "and algorithm, with a tracking state that the skip-frame tracker moves to PatchNet's estimate "
@@ -593,7 +622,7 @@ def write_plots(result: dict, out_dir: Path, prefix: str) -> dict:
     for spec in result["bases"]:
         # one curve per model at the largest maximum interval: the curves of one model at N = 2..6
         # lie on top of each other, and the compiled row's are its eager twin's to a near-tie or two
-        ks = [k for k in runs if k.startswith(f"skip/{spec}/") and k.split("/")[2].split("+")[0] != K4_RIGID_COMPILED]
+        ks = [k for k in runs if k.startswith(f"skip/{spec}/") and not k.split("/")[2].split("+")[0].endswith(COMPILED)]
         top = max((int(k.rsplit("/N", 1)[1]) for k in ks), default=None)
         ks = [k for k in ks if k.endswith(f"/N{top}")]
         if ks:
@@ -645,7 +674,7 @@ def plot_skip_frame_bar(runs: dict, path: Path, title: str) -> Path:
     ax.axvline(DONE_MIN_SPEEDUP, color="tab:green", lw=0.8, ls="--")
     for inter, pts in series.items():
         pts.sort()
-        compiled = inter == K4_RIGID_COMPILED
+        compiled = inter.endswith(COMPILED)
         line = ax.plot([p[1] for p in pts], [p[2] for p in pts], marker="s" if compiled else "o",
                        ls=":" if compiled else "-", label=SKIP_LABELS.get(inter, inter))[0]
         for n, x, y in pts:

@@ -24,11 +24,15 @@ def table3():
 
 @pytest.mark.parametrize("inter, patch_size, zero_mean, rigid, compiled", [
     ("patchnet", 8, False, False, False),
+    ("patchnet-compiled", 8, False, False, True),
+    ("patchnet-zero-mean", 8, True, False, False),
+    ("patchnet-zero-mean-compiled", 8, True, False, True),
     ("patchnet-k4", 4, False, False, False),
     ("patchnet-k4-rigid", 4, False, True, False),
     ("patchnet-k4-rigid-compiled", 4, False, True, True),
     ("patchnet-k4-zero-mean", 4, True, False, False),
     ("patchnet-k4-zero-mean-rigid", 4, True, True, False),
+    ("patchnet-k4-zero-mean-rigid-compiled", 4, True, True, True),
 ])
 def test_table3_rows_build_the_named_carrier(table3, inter, patch_size, zero_mean, rigid, compiled):
     mod, factories, not_run = table3
@@ -181,3 +185,18 @@ def test_one_carrier_check_needs_table_3s_bar_and_table_4s_ordering_from_the_sam
     assert "met at max N = 6" in paper and "not above all of" in paper and paper.endswith("**not both**.")
     k4, = [line for line in lines if "PatchNet K4:" in line]
     assert "not met at any max N" in k4 and k4.endswith("**not both**.")
+
+
+def test_table4_compiled_twins_are_their_eager_rows_compiled():
+    """Between the same key frames a compiled twin keeps its eager row's configuration (the
+    zero-mean K4 carrier's rigid centre and lead too) and compiles its matches."""
+    mod = _benchmark()
+    args = mod.build_parser().parse_args(["--tables", "4"])
+    factories, _, _ = mod.plan(args)
+    for inter in ("patchnet", "patchnet-zero-mean", "patchnet-k4-zero-mean-rigid"):
+        eager, twin = (factories[f"inter/nanotrack/{i}/N4"]() for i in (inter, inter + mod.COMPILED))
+        assert twin.matcher.compiled is True and eager.matcher.compiled is False
+        assert twin.matcher.model.patch_norm == eager.matcher.model.patch_norm
+        assert twin.matcher.rigid_centre is eager.matcher.rigid_centre
+        assert twin.motion_prior == eager.motion_prior and twin.conf_threshold is None
+        assert inter + mod.COMPILED in mod.INTER_LABELS
