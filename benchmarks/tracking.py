@@ -672,11 +672,14 @@ def plot_skip_frame_bar(runs: dict, path: Path, title: str) -> Path:
                alpha=0.12, label=f"the bar: ≥ {100 * DONE_MIN_SHARE:.0f} % and ≥ {DONE_MIN_SPEEDUP}×")
     ax.axhline(100 * DONE_MIN_SHARE, color="tab:green", lw=0.8, ls="--")
     ax.axvline(DONE_MIN_SPEEDUP, color="tab:green", lw=0.8, ls="--")
-    for inter, pts in series.items():
+    colours: dict = {}  # a compiled twin takes its eager row's colour, dotted with square marks
+    for inter, pts in sorted(series.items(), key=lambda kv: kv[0].endswith(COMPILED)):
         pts.sort()
         compiled = inter.endswith(COMPILED)
         line = ax.plot([p[1] for p in pts], [p[2] for p in pts], marker="s" if compiled else "o",
-                       ls=":" if compiled else "-", label=SKIP_LABELS.get(inter, inter))[0]
+                       ls=":" if compiled else "-", label=SKIP_LABELS.get(inter, inter),
+                       color=colours.get(inter[: -len(COMPILED)]) if compiled else None)[0]
+        colours[inter] = line.get_color()
         for n, x, y in pts:
             ax.annotate(f"N={n}", (x, y), textcoords="offset points", xytext=(4, -10 if compiled else 4),
                         fontsize=7, color=line.get_color())
