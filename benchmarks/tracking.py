@@ -106,15 +106,18 @@ INTER_LABELS = {
     "patchnet-k4-zero-mean": "PatchNet K4, zero-mean patches (ours)",
     K4ZM_RIGID: f"PatchNet K4, zero-mean patches, rigid centre, search leading by {LEAD:g} (ours)",
     ZM_COMPILED: "PatchNet, zero-mean patches, compiled match (ours)",
-    K4ZM_RIGID_COMPILED: f"PatchNet K4, zero-mean patches, rigid centre, search leading by {LEAD:g}, compiled match (ours)",
+    K4ZM_RIGID_COMPILED: (f"PatchNet K4, zero-mean patches, rigid centre, search leading by {LEAD:g}, "
+                          "compiled match (ours)"),
 }
-INTER_ORDER = ("hold", "kcf", "mosse", "patch-aggregation", "patchnet", PATCHNET_COMPILED, "patchnet-lead", "patchnet-k4",
-               "patchnet-zero-mean", ZM_COMPILED, "patchnet-k4-zero-mean", K4ZM_RIGID, K4ZM_RIGID_COMPILED)
+INTER_ORDER = ("hold", "kcf", "mosse", "patch-aggregation", "patchnet", PATCHNET_COMPILED, "patchnet-lead",
+               "patchnet-k4", "patchnet-zero-mean", ZM_COMPILED, "patchnet-k4-zero-mean", K4ZM_RIGID,
+               K4ZM_RIGID_COMPILED)
 #: the PatchNet models between key frames in Table 3, per base tracker (others: the paper's only)
-SKIP_INTERS = {"nanotrack": ("patchnet", PATCHNET_COMPILED, "patchnet-k4", K4_RIGID, K4_RIGID_COMPILED, "patchnet-zero-mean",
-                             ZM_COMPILED, "patchnet-k4-zero-mean", K4ZM_RIGID, K4ZM_RIGID_COMPILED)}
-SKIP_LABELS = {"patchnet": "PatchNet", PATCHNET_COMPILED: "PatchNet, compiled match", "patchnet-k4": "PatchNet K4", "patchnet-zero-mean": "PatchNet zero-mean",
-               "patchnet-k4-zero-mean": "PatchNet K4 zero-mean",
+SKIP_INTERS = {"nanotrack": ("patchnet", PATCHNET_COMPILED, "patchnet-k4", K4_RIGID, K4_RIGID_COMPILED,
+                             "patchnet-zero-mean", ZM_COMPILED, "patchnet-k4-zero-mean", K4ZM_RIGID,
+                             K4ZM_RIGID_COMPILED)}
+SKIP_LABELS = {"patchnet": "PatchNet", PATCHNET_COMPILED: "PatchNet, compiled match", "patchnet-k4": "PatchNet K4",
+               "patchnet-zero-mean": "PatchNet zero-mean", "patchnet-k4-zero-mean": "PatchNet K4 zero-mean",
                K4ZM_RIGID: "PatchNet K4 zero-mean, rigid centre", K4_RIGID: "PatchNet K4, rigid centre",
                K4_RIGID_COMPILED: "PatchNet K4, rigid centre, compiled match",
                ZM_COMPILED: "PatchNet zero-mean, compiled match",
@@ -395,7 +398,8 @@ def done_checks(result: dict) -> list[str]:
                       ("patchnet-zero-mean", "PatchNet zero-mean"), ("patchnet-k4-zero-mean", "PatchNet K4 zero-mean"),
                       (K4ZM_RIGID, f"PatchNet K4 zero-mean, rigid centre, lead {LEAD:g}"),
                       (ZM_COMPILED, "PatchNet zero-mean, compiled match"),
-                      (K4ZM_RIGID_COMPILED, f"PatchNet K4 zero-mean, rigid centre, lead {LEAD:g}, compiled match")):
+                      (K4ZM_RIGID_COMPILED,
+                       f"PatchNet K4 zero-mean, rigid centre, lead {LEAD:g}, compiled match")):
         pn = runs.get(f"inter/nanotrack/{key}/N{n}")
         if not pn:
             continue
