@@ -276,19 +276,16 @@ WARMUP_UPDATES = 2
 
 
 def _warm_up(factory, frame: np.ndarray, box: list[float]) -> float:
-    """Seconds of one untimed run of a fresh tracker on the first frame (``init``, then
-    ``WARMUP_UPDATES`` updates), so that one-time costs stay out of ``tracking_fps``: compiling a
-    compiled match (seconds, once per model and window), loading models, first-call allocations.
-    A tracker that fails here is left to fail, and be reported, in the real run."""
+    """Seconds of ``eval.ope.warm_up_tracker`` on the first frame (``init``, then ``WARMUP_UPDATES``
+    updates), so that one-time costs stay out of ``tracking_fps``. A tracker that fails here is
+    left to fail, and be reported, in the real run."""
+    from .eval.ope import warm_up_tracker
+
     t0 = time.perf_counter()
     try:
-        tracker = factory()
-        tracker.init(frame, list(box))
-        for _ in range(WARMUP_UPDATES):
-            tracker.update(frame)
+        return warm_up_tracker(factory, frame, box, [frame] * WARMUP_UPDATES)
     except Exception:  # noqa: BLE001 - the timed run meets the same error and reports it
-        pass
-    return time.perf_counter() - t0
+        return time.perf_counter() - t0
 
 
 def track_file(video, box, factory, out_dir, max_frames: int | None = None, progress: bool = True,
